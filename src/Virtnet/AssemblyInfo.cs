@@ -1,0 +1,4 @@
+using System.Runtime.CompilerServices;
+
+// Every native call takes blittable arguments only: no hidden marshalling, AOT-clean.
+[assembly: DisableRuntimeMarshalling]

@@ -1,0 +1,139 @@
+// libc imports shared by every layer. One partial file per domain (Libc.Tun.cs, Libc.Bpf.cs, ...);
+// nothing in these files but imports and the constants of the header they name.
+using System.Runtime.InteropServices;
+
+namespace Virtnet.Native;
+
+internal static unsafe partial class Libc
+{
+    private const string Lib = "libc";
+
+    // fcntl.h / unistd.h
+    public const int O_RDONLY = 0x0;
+    public const int O_RDWR = 0x2;
+    public const int O_NONBLOCK = 0x800;
+    public const int O_CLOEXEC = 0x80000;
+
+    [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint read(int fd, byte* buf, nint count);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint write(int fd, byte* buf, nint count);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint readv(int fd, IoVec* iov, int iovcnt);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint writev(int fd, IoVec* iov, int iovcnt);
+
+    // sys/ioctl.h: the request is an unsigned long; the argument is a pointer or a plain value.
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int ioctl(int fd, nuint request, void* arg);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int ioctl(int fd, nuint request, nint value);
+
+    // poll.h
+    public const short POLLIN = 0x1;
+    public const short POLLOUT = 0x4;
+    public const short POLLERR = 0x8;
+    public const short POLLHUP = 0x10;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int poll(PollFd* fds, nuint nfds, int timeoutMs);
+
+    // sys/eventfd.h
+    public const int EFD_CLOEXEC = 0x80000;
+    public const int EFD_NONBLOCK = 0x800;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int eventfd(uint initval, int flags);
+
+    // sys/socket.h
+    public const int SOCK_RAW = 3;
+    public const int SOCK_DGRAM = 2;
+    public const int SOCK_NONBLOCK = 0x800;
+    public const int SOCK_CLOEXEC = 0x80000;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int bind(int fd, void* addr, int addrlen);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int setsockopt(int fd, int level, int optname, void* optval, int optlen);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int getsockopt(int fd, int level, int optname, void* optval, int* optlen);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint send(int fd, void* buf, nint len, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint recv(int fd, void* buf, nint len, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint sendto(int fd, void* buf, nint len, int flags, void* addr, int addrlen);
+
+    // sched.h
+    public const int CLONE_NEWNET = 0x40000000;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int setns(int fd, int nstype);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int unshare(int flags);
+
+    // unistd.h
+    [LibraryImport(Lib)]
+    public static partial int geteuid();
+
+    [LibraryImport(Lib)]
+    public static partial int getpid();
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint syscall(nint number, nint a1, nint a2, nint a3);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint syscall(nint number, nint a1, nint a2, nint a3, nint a4, nint a5, nint a6);
+
+    // sys/mman.h
+    public const int PROT_READ = 0x1;
+    public const int PROT_WRITE = 0x2;
+    public const int MAP_SHARED = 0x1;
+    public const int MAP_LOCKED = 0x2000;
+    public const int MAP_POPULATE = 0x8000;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial void* mmap(void* addr, nuint length, int prot, int flags, int fd, nint offset);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int munmap(void* addr, nuint length);
+
+    [LibraryImport(Lib)]
+    public static partial byte* strerror(int errnum);
+}
+
+// sys/uio.h
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct IoVec
+{
+    public void* Base;
+    public nuint Length;
+}
+
+// poll.h
+[StructLayout(LayoutKind.Sequential)]
+internal struct PollFd
+{
+    public int Fd;
+    public short Events;
+    public short REvents;
+}
