@@ -1,6 +1,197 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Virtnet.Datapaths;
+using Virtnet.Lab;
+
 namespace Virtnet.Cli;
 
 internal static class Program
 {
-    private static int Main(string[] args) => 0;
+    private static int Main(string[] args) => Cli.Build().Parse(args).Invoke();
 }
+
+/// <summary>The command line: parsing here, work in the library, every failure one sentence on stderr.</summary>
+internal static class Cli
+{
+    public const int ExitOk = 0;
+    public const int ExitFailure = 1;
+    public const int ExitUsage = 2;
+    public const int ExitInternal = 70;
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("virtnet: bind a virtual network device to a real one, with a BPF (tcx) or a managed (C#) datapath.");
+        root.Subcommands.Add(BuildAttach());
+        root.Subcommands.Add(BuildDemo());
+        return root;
+    }
+
+    private static Option<string> DatapathOption()
+    {
+        var option = new Option<string>("--datapath", "-d")
+        {
+            Description = "kernel: BPF programs on tcx hooks redirect frames with no copy; user: every frame crosses this process through the C# handler pipeline",
+            DefaultValueFactory = _ => "kernel",
+        };
+        option.AcceptOnlyFromAmong("kernel", "user");
+        return option;
+    }
+
+    private static Command BuildAttach()
+    {
+        var real = new Argument<string>("real-dev") { Description = "the real device to take over (its frames appear on the virtual device)" };
+        var name = new Option<string>("--name", "-n") { Description = "name of the virtual device (1-15 bytes)", DefaultValueFactory = _ => "virtnet0" };
+        var datapath = DatapathOption();
+        var mac = new Option<string>("--mac") { Description = "inherit (the real device's MAC, like macvlan passthru), random, or an address like 02:00:00:00:00:01", DefaultValueFactory = _ => "inherit" };
+        var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
+        {
+            real, name, datapath, mac,
+        };
+        command.SetAction(parse =>
+        {
+            AttachOptions options;
+            try
+            {
+                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac)!);
+            }
+            catch (UsageException e)
+            {
+                Console.Error.WriteLine($"virtnet: {e.Message}");
+                return ExitUsage;
+            }
+
+            return RunAttach(options, Console.Out, Console.Error);
+        });
+        return command;
+    }
+
+    private static Command BuildDemo()
+    {
+        var datapath = DatapathOption();
+        var command = new Command("demo", "Build a two-host lab in private network namespaces, attach virtnet to its real device, show traffic crossing, and tear it all down.")
+        {
+            datapath,
+        };
+        command.SetAction(parse => Guard(Console.Error, () => Demo.Run(ParseDatapath(parse.GetValue(datapath)!), Console.Out)));
+        return command;
+    }
+
+    internal static AttachOptions ParseAttach(string real, string name, string datapath, string mac)
+    {
+        var (mode, bytes) = ParseMac(mac);
+        return new AttachOptions { RealDevice = real, Name = name, Datapath = ParseDatapath(datapath), MacMode = mode, Mac = bytes };
+    }
+
+    internal static DatapathKind ParseDatapath(string value) => value switch
+    {
+        "kernel" => DatapathKind.Kernel,
+        "user" => DatapathKind.User,
+        _ => throw new UsageException($"unknown datapath '{value}'; use kernel or user"),
+    };
+
+    internal static (MacMode, byte[]?) ParseMac(string value)
+    {
+        if (value == "inherit")
+        {
+            return (MacMode.Inherit, null);
+        }
+
+        if (value == "random")
+        {
+            return (MacMode.Random, null);
+        }
+
+        var parts = value.Split(':', '-');
+        var mac = new byte[6];
+        if (parts.Length != 6 || !parts.Select((p, i) => p.Length is 1 or 2 && byte.TryParse(p, System.Globalization.NumberStyles.HexNumber, null, out mac[i])).All(ok => ok))
+        {
+            throw new UsageException($"'{value}' is not a MAC address; use inherit, random or six hex bytes like 02:00:00:00:00:01");
+        }
+
+        if ((mac[0] & 1) != 0)
+        {
+            throw new UsageException($"{value} is a multicast address; a device needs a unicast MAC (first byte even)");
+        }
+
+        if (mac.All(b => b == 0))
+        {
+            throw new UsageException("00:00:00:00:00:00 is not a usable MAC address");
+        }
+
+        return (MacMode.Explicit, mac);
+    }
+
+    internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error)
+    {
+        return Guard(error, () =>
+        {
+            using var attachment = Attachment.Create(options);
+            using var stop = new CancellationTokenSource();
+            void OnSignal(PosixSignalContext context)
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            }
+
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            string kind = options.Datapath == DatapathKind.Kernel ? "kernel" : "user";
+            output.WriteLine($"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}");
+            output.Flush();
+
+            string? failure = attachment.Run(stop.Token, line => output.WriteLine(line));
+            var counters = attachment.ReadCounters();
+            attachment.Dispose();
+            output.WriteLine($"{attachment.VirtualName} stopped: {FormatCounters(counters)}");
+            if (failure is not null)
+            {
+                error.WriteLine($"virtnet: {failure}; {attachment.VirtualName} removed and {attachment.RealName} given back");
+                return ExitFailure;
+            }
+
+            return ExitOk;
+        });
+    }
+
+    internal static string FormatCounters(DatapathCounters c)
+        => $"ingress {c.Ingress.Frames} frames {c.Ingress.Bytes} bytes {c.Ingress.Drops} dropped, egress {c.Egress.Frames} frames {c.Egress.Bytes} bytes {c.Egress.Drops} dropped";
+
+    internal static string FormatMac(byte[] mac) => string.Join(':', mac.Select(b => b.ToString("x2")));
+
+    /// <summary>Maps exceptions to one sentence and an exit code.</summary>
+    internal static int Guard(TextWriter error, Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (VirtnetException e)
+        {
+            error.WriteLine($"virtnet: {Sentence(e)}");
+            return ExitFailure;
+        }
+        catch (UsageException e)
+        {
+            error.WriteLine($"virtnet: {e.Message}");
+            return ExitUsage;
+        }
+        catch (Exception e)
+        {
+            error.WriteLine($"virtnet: internal error, please report it: {e}");
+            return ExitInternal;
+        }
+    }
+
+    internal static string Sentence(VirtnetException e)
+    {
+        string text = e.Message;
+        if (e.Errno == Native.Errno.EPERM && !text.Contains("root", StringComparison.Ordinal))
+        {
+            text += "; run virtnet as root (it needs CAP_NET_ADMIN and CAP_BPF)";
+        }
+
+        return text;
+    }
+}
+
+internal sealed class UsageException(string message) : Exception(message);

@@ -62,4 +62,6 @@ public static class Programs
     /// bpf_redirect(ifindex, flags) (TCX_REDIRECT). flags 1 = BPF_F_INGRESS.
     /// </summary>
     public static BpfInsn[] CountAndRedirect(CounterMap counters, int key, int ifindex, ulong flags) => throw new NotImplementedException();
+
+    public static BpfInsn[] Redirect(int ifindex, ulong flags) => throw new NotImplementedException();
 }

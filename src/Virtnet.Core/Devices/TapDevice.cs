@@ -1,0 +1,144 @@
+// A TAP device owned by this process: created with TUNSETIFF on /dev/net/tun, destroyed by the kernel when
+// the last fd closes (never TUNSETPERSIST), which is what keeps virtnet crash-safe. linux/if_tun.h.
+using System.Runtime.CompilerServices;
+using System.Text;
+using Virtnet.Native;
+
+namespace Virtnet.Devices;
+
+public sealed unsafe class TapDevice : IDisposable
+{
+    /// <summary>The offloads we ask for: checksum, TSO v4/v6 (+ECN), USO v4/v6 (USO needs Linux 6.2).</summary>
+    public const uint WantedOffloads = Tun.TUN_F_CSUM | Tun.TUN_F_TSO4 | Tun.TUN_F_TSO6 | Tun.TUN_F_TSO_ECN | Tun.TUN_F_USO4 | Tun.TUN_F_USO6;
+
+    private readonly FileDescriptor _fd;
+
+    private TapDevice(string name, FileDescriptor fd)
+    {
+        Name = name;
+        _fd = fd;
+    }
+
+    public string Name { get; }
+
+    public FileDescriptor Handle => _fd;
+
+    /// <summary>The TUN_F_* offload flags the kernel accepted (see <see cref="EnableOffloads"/>).</summary>
+    public uint Offloads { get; private set; }
+
+    /// <summary>
+    /// Creates a TAP named <paramref name="name"/> with a 10-byte virtio_net_hdr before every frame, failing
+    /// with EBUSY if the name exists (IFF_TUN_EXCL). The fd is O_CLOEXEC and, when asked, O_NONBLOCK.
+    /// The device lives in the network namespace of the calling thread.
+    /// </summary>
+    public static TapDevice Create(string name, bool nonBlocking = true)
+    {
+        DeviceName.Validate(name);
+        int flags = Libc.O_RDWR | Libc.O_CLOEXEC | (nonBlocking ? Libc.O_NONBLOCK : 0);
+        var fd = FileDescriptor.FromResult(Libc.open("/dev/net/tun", flags), "open /dev/net/tun", name);
+        try
+        {
+            IfReqFlags req = default;
+            DeviceName.CopyTo(name, new Span<byte>(req.Name, Tun.IFNAMSIZ));
+            req.Flags = (short)(Tun.IFF_TAP | Tun.IFF_NO_PI | Tun.IFF_VNET_HDR | Tun.IFF_TUN_EXCL);
+            if (Libc.ioctl(fd.Fd, Tun.TUNSETIFF, &req) < 0)
+            {
+                var errno = LastError.Get();
+                throw errno == Errno.EBUSY || errno == Errno.EEXIST || errno == Errno.EINVAL
+                    ? new VirtnetException("TUNSETIFF", name, $"{name}: name already in use; choose another with --name", errno)
+                    : new VirtnetException("TUNSETIFF", name, errno);
+            }
+
+            int hdr = VirtioNetHdr.Size;
+            if (Libc.ioctl(fd.Fd, Tun.TUNSETVNETHDRSZ, &hdr) < 0)
+            {
+                VirtnetException.ThrowLastError("TUNSETVNETHDRSZ", name);
+            }
+
+            return new TapDevice(name, fd);
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Asks for <paramref name="wanted"/> offloads, dropping the ones an older kernel refuses (USO first), as
+    /// wireguard-go does: the result records what worked. With offloads on, reads may return 64 KB GSO frames.
+    /// </summary>
+    public uint EnableOffloads(uint wanted = WantedOffloads)
+    {
+        foreach (var attempt in new[] { wanted, wanted & ~(Tun.TUN_F_USO4 | Tun.TUN_F_USO6), wanted & (Tun.TUN_F_CSUM | Tun.TUN_F_TSO4 | Tun.TUN_F_TSO6), wanted & Tun.TUN_F_CSUM, 0u })
+        {
+            if (Libc.ioctl(_fd.Fd, Tun.TUNSETOFFLOAD, (nint)attempt) == 0)
+            {
+                Offloads = attempt;
+                return attempt;
+            }
+        }
+
+        VirtnetException.ThrowLastError("TUNSETOFFLOAD", Name);
+        return 0;
+    }
+
+    /// <summary>Carrier on or off (TUNSETCARRIER, Linux 5.0+): the stack shows NO-CARRIER while off.</summary>
+    public void SetCarrier(bool on)
+    {
+        int value = on ? 1 : 0;
+        if (Libc.ioctl(_fd.Fd, Tun.TUNSETCARRIER, &value) < 0)
+        {
+            VirtnetException.ThrowLastError("TUNSETCARRIER", Name);
+        }
+    }
+
+    /// <summary>Reads one frame (virtio_net_hdr + Ethernet frame). Returns the length, or -errno. Never throws.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static nint Read(int fd, byte* buffer, int length)
+    {
+        nint n = Libc.read(fd, buffer, length);
+        return n >= 0 ? n : -(nint)System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>Writes one frame (virtio_net_hdr + Ethernet frame). Returns the length, or -errno. Never throws.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static nint Write(int fd, byte* buffer, int length)
+    {
+        nint n = Libc.write(fd, buffer, length);
+        return n >= 0 ? n : -(nint)System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+    }
+
+    public void Dispose() => _fd.Dispose();
+}
+
+/// <summary>Linux interface names: 1 to 15 bytes (IFNAMSIZ 16 with the NUL), no '/', ':' or white space.</summary>
+public static class DeviceName
+{
+    public const int MaxLength = Tun.IFNAMSIZ - 1;
+
+    public static void Validate(string name)
+    {
+        int bytes = Encoding.UTF8.GetByteCount(name);
+        if (bytes == 0)
+        {
+            throw new VirtnetException("validate name", name, "virtual device name is empty; give one with --name", Errno.EINVAL);
+        }
+
+        if (bytes > MaxLength)
+        {
+            throw new VirtnetException("validate name", name, $"{name}: name is {bytes} bytes long, the limit is {MaxLength}; choose a shorter one with --name", Errno.ENAMETOOLONG);
+        }
+
+        if (name is "." or ".." || name.AsSpan().IndexOfAny("/: \t\n") >= 0)
+        {
+            throw new VirtnetException("validate name", name, $"{name}: not a valid interface name (no '/', ':' or spaces); choose another with --name", Errno.EINVAL);
+        }
+    }
+
+    internal static void CopyTo(string name, Span<byte> destination)
+    {
+        destination.Clear();
+        Encoding.UTF8.GetBytes(name, destination[..MaxLength]);
+    }
+}

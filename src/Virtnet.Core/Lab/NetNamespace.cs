@@ -1,0 +1,106 @@
+// Network namespaces without ip(8). A namespace is held by an fd: the anonymous ones made by Create() vanish,
+// with every device inside them, as soon as the last fd closes and no thread is inside, which is what makes the
+// demo lab leave nothing behind even on SIGKILL.
+//
+// Pitfall (see docs/kernel-notes.md): a thread inherits the namespace of the thread that creates it. Work runs on
+// a fresh dedicated thread that switches with setns(2) and is never reused, so the thread pool and the socket
+// engine are never born inside a lab namespace. Callbacks passed to Run must not await or start timers.
+using Virtnet.Native;
+
+namespace Virtnet.Lab;
+
+public sealed class NetNamespace : IDisposable
+{
+    private readonly FileDescriptor _fd;
+
+    private NetNamespace(FileDescriptor fd, string description)
+    {
+        _fd = fd;
+        Description = description;
+    }
+
+    public FileDescriptor Handle => _fd;
+
+    public string Description { get; }
+
+    /// <summary>A new anonymous namespace (unshare(CLONE_NEWNET) on a throwaway thread), held only by the returned fd.</summary>
+    public static NetNamespace Create(string description)
+    {
+        FileDescriptor? result = null;
+        Exception? error = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                // The thread is dedicated: after unshare it is inside the new namespace for good and simply ends.
+                if (Libc.unshare(Libc.CLONE_NEWNET) != 0)
+                {
+                    VirtnetException.ThrowLastError("unshare(CLONE_NEWNET)");
+                }
+
+                result = FileDescriptor.FromResult(Libc.open("/proc/thread-self/ns/net", Libc.O_RDONLY | Libc.O_CLOEXEC), "open /proc/thread-self/ns/net");
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        }) { IsBackground = true, Name = "netns create" };
+        thread.Start();
+        thread.Join();
+        if (error is not null)
+        {
+            throw error;
+        }
+
+        return new NetNamespace(result!, description);
+    }
+
+    /// <summary>A namespace by path: /run/netns/NAME (ip netns) or /proc/PID/ns/net.</summary>
+    public static NetNamespace Open(string path)
+    {
+        var fd = FileDescriptor.FromResult(Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC), $"open {path}");
+        return new NetNamespace(fd, path);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> synchronously on a new thread inside this namespace and returns its result.
+    /// Sockets, TAPs and netlink handles created there stay bound to this namespace; threads started there are born in it.
+    /// </summary>
+    public T Run<T>(Func<T> action)
+    {
+        T? result = default;
+        Exception? error = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                if (Libc.setns(_fd.Fd, Libc.CLONE_NEWNET) != 0)
+                {
+                    VirtnetException.ThrowLastError("setns(CLONE_NEWNET)", Description);
+                }
+
+                result = action();
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        }) { IsBackground = true, Name = $"in netns {Description}" };
+        thread.Start();
+        thread.Join();
+        if (error is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+
+        return result!;
+    }
+
+    public void Run(Action action) => Run<bool>(() =>
+    {
+        action();
+        return true;
+    });
+
+    public void Dispose() => _fd.Dispose();
+}
