@@ -90,7 +90,7 @@ public sealed class BpfProgram : IDisposable
         }
 
         string? hint = error == Errno.EPERM ? "loading BPF programs needs CAP_BPF and CAP_NET_ADMIN (run as root)" : null;
-        throw new VirtnetException(Op, device, error, string.IsNullOrEmpty(log) ? null : "verifier log:\n" + log, hint);
+        throw new VirtnetException(Op, device, error, string.IsNullOrEmpty(log) ? null : "rejected by the BPF verifier; verifier log:\n" + log, hint);
     }
 
     public void Dispose() => Handle.Dispose();
