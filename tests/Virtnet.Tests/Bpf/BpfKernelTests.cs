@@ -149,6 +149,42 @@ public partial class BpfKernelTests
     }
 
     [SkippableFact]
+    public void QueryProgramIds_MoreProgramsThanFirstBuffer_ReturnsAllInAttachOrder()
+    {
+        Root.Require();
+        using var ns1 = new TestNetns("bpf-many1");
+        using var ns2 = new TestNetns("bpf-many2");
+        TestNetns.AddVeth(ns1, "va", ns2, "vb");
+        int va = BpfNetns.Ifindex(ns1, "va");
+
+        var programs = new List<BpfProgram>();
+        var links = new List<TcxLink>();
+        try
+        {
+            for (int i = 0; i < 20; i++)
+            {
+                var program = BpfProgram.LoadSchedCls($"vn_t_many{i}", Programs.Drop(), "va");
+                programs.Add(program);
+                links.Add(BpfNetns.In(ns1, () => TcxLink.Attach(program, va, "va", TcxDirection.Ingress)));
+            }
+
+            // flags 0 appends: the hook runs the programs in the order they were attached.
+            Assert.Equal(programs.Select(p => p.Id), BpfNetns.In(ns1, () => Tcx.QueryProgramIds(va, TcxDirection.Ingress)));
+            Assert.Equal(programs.Select(p => p.Name), BpfNetns.In(ns1, () => Tcx.QueryProgramNames(va, TcxDirection.Ingress)));
+
+            var again = Assert.Throws<VirtnetException>(() => BpfNetns.In(ns1, () => TcxLink.Attach(programs[0], va, "va", TcxDirection.Ingress)));
+            Assert.Equal(Errno.EEXIST, again.Errno);
+        }
+        finally
+        {
+            links.ForEach(l => l.Dispose());
+            programs.ForEach(p => p.Dispose());
+        }
+
+        Assert.Empty(BpfNetns.In(ns1, () => Tcx.QueryProgramIds(va, TcxDirection.Ingress)));
+    }
+
+    [SkippableFact]
     public void Attach_HolderProcessKilled_HookEmptyWithinOneSecond()
     {
         Root.Require();
