@@ -47,6 +47,13 @@ internal static class RtnlCodec
     {
         w.BeginMessage(type, flags, seq);
         w.WriteStruct(new IfInfoMsg { Family = Rtnl.AF_UNSPEC, Index = r.Index, Flags = r.Flags, Change = r.Change });
+
+        // iproute2's order (netns before name), so our bytes equal what `ip link add` sends.
+        if (r.NsFd is int nsFd)
+        {
+            w.PutU32(Ifla.IFLA_NET_NS_FD, (uint)nsFd);
+        }
+
         if (r.Name is not null)
         {
             w.PutString(Ifla.IFLA_IFNAME, r.Name);
@@ -73,11 +80,6 @@ internal static class RtnlCodec
             w.PutU8(Ifla.IFLA_CARRIER, carrier ? (byte)1 : (byte)0);
         }
 
-        if (r.NsFd is int nsFd)
-        {
-            w.PutU32(Ifla.IFLA_NET_NS_FD, (uint)nsFd);
-        }
-
         if (r.Kind is not null)
         {
             int linkInfo = w.BeginNested(Ifla.IFLA_LINKINFO);
@@ -88,11 +90,12 @@ internal static class RtnlCodec
                 int data = w.BeginNested(Ifla.IFLA_INFO_DATA);
                 int peer = w.BeginNested(Ifla.VETH_INFO_PEER);
                 w.WriteStruct(new IfInfoMsg());
-                w.PutString(Ifla.IFLA_IFNAME, r.PeerName);
                 if (r.PeerNsFd is int peerNsFd)
                 {
                     w.PutU32(Ifla.IFLA_NET_NS_FD, (uint)peerNsFd);
                 }
+
+                w.PutString(Ifla.IFLA_IFNAME, r.PeerName);
 
                 w.EndNested(peer);
                 w.EndNested(data);
