@@ -113,7 +113,7 @@ public sealed class RtNetlink : IDisposable
                 var w = new NetlinkWriter(_tx);
                 uint seq = NextSeq();
                 RtnlCodec.WriteLink(ref w, Rtnl.RTM_GETLINK, Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP, seq, new LinkRequest());
-                var result = Transact(w.EndMessage(), seq, dump: true, links, static (m, list) =>
+                var result = Transact(w.EndMessage(), seq, links, static (m, list) =>
                 {
                     if (m.Type == Rtnl.RTM_NEWLINK)
                     {
@@ -201,7 +201,7 @@ public sealed class RtNetlink : IDisposable
             var w = new NetlinkWriter(_tx);
             uint seq = NextSeq();
             RtnlCodec.WriteAddress(ref w, Rtnl.RTM_NEWADDR, Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE | Nl.NLM_F_EXCL, seq, ifindex, address, prefixLength);
-            result = Transact<object?>(w.EndMessage(), seq, dump: false, null, null);
+            result = Transact<object?>(w.EndMessage(), seq, null, null);
         }
 
         if (result.Errno != Errno.OK)
@@ -224,7 +224,7 @@ public sealed class RtNetlink : IDisposable
                 var w = new NetlinkWriter(_tx);
                 uint seq = NextSeq();
                 RtnlCodec.WriteNeighborDump(ref w, seq, ifindex);
-                result = Transact(w.EndMessage(), seq, dump: true, (neighbors, ifindex), static (m, s) =>
+                result = Transact(w.EndMessage(), seq, (neighbors, ifindex), static (m, s) =>
                 {
                     if (m.Type == Rtnl.RTM_NEWNEIGH && RtnlCodec.DecodeNeighbor(m) is { } n && n.Index == s.ifindex)
                     {
@@ -246,7 +246,14 @@ public sealed class RtNetlink : IDisposable
         return neighbors;
     }
 
-    public void Dispose() => _socket.Dispose();
+    /// <summary>Closes the socket, after an operation running on another thread has finished.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _socket.Dispose();
+        }
+    }
 
     /// <summary>
     /// The one link modifier (vishvananda/netlink's linkModify): RTM_NEWLINK/RTM_SETLINK/RTM_DELLINK requests differ only
@@ -260,7 +267,7 @@ public sealed class RtNetlink : IDisposable
             var w = new NetlinkWriter(_tx);
             uint seq = NextSeq();
             RtnlCodec.WriteLink(ref w, type, (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | flags), seq, request);
-            result = Transact<object?>(w.EndMessage(), seq, dump: false, null, null);
+            result = Transact<object?>(w.EndMessage(), seq, null, null);
         }
 
         if (result.Errno != Errno.OK)
@@ -284,7 +291,7 @@ public sealed class RtNetlink : IDisposable
             uint seq = NextSeq();
             RtnlCodec.WriteLink(ref w, Rtnl.RTM_GETLINK, Nl.NLM_F_REQUEST | Nl.NLM_F_ACK, seq, request);
             var box = new StrongBox<LinkInfo?>();
-            result = Transact(w.EndMessage(), seq, dump: false, box, static (m, b) =>
+            result = Transact(w.EndMessage(), seq, box, static (m, b) =>
             {
                 if (m.Type == Rtnl.RTM_NEWLINK)
                 {
@@ -344,8 +351,9 @@ public sealed class RtNetlink : IDisposable
     /// Sends <paramref name="request"/> and reads answers with its sequence number until the ack/error (requests) or
     /// NLMSG_DONE (dumps), handing every other message to <paramref name="onMessage"/>. Caller holds the lock.
     /// </summary>
-    private NetlinkResult Transact<TState>(ReadOnlySpan<byte> request, uint seq, bool dump, TState state, MessageHandler<TState>? onMessage)
+    private NetlinkResult Transact<TState>(ReadOnlySpan<byte> request, uint seq, TState state, MessageHandler<TState>? onMessage)
     {
+        ObjectDisposedException.ThrowIf(_socket.Handle.IsClosed, this);
         Errno sent = _socket.Send(request);
         if (sent != Errno.OK)
         {
