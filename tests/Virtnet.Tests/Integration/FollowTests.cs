@@ -64,4 +64,49 @@ public class FollowTests(ITestOutputHelper output)
         Net.AssertPing(lab.A, lab.A4, lab.B4);
         Net.AssertPing(lab.B, lab.B4, lab.A4);
     }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Carrier_RealWithoutCarrierAtStart_VirtualStartsWithoutAndFollows(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fs{datapath[0]}", X, output);
+        Net.Ip(lab.B, "link", "set", Lab.Peer, "down");
+        Net.WaitUntil(() => !Net.HasCarrier(lab.A, Lab.Real), Net.FollowDeadline, () => $"{Lab.Real} kept its carrier: {Net.LinkText(lab.A, Lab.Real)}");
+        lab.Up(datapath);
+
+        Assert.True(Net.Flags(lab.A, Lab.Virtual).Contains("NO-CARRIER"), $"{Lab.Virtual} has carrier although {Lab.Real} has none: {Net.LinkText(lab.A, Lab.Virtual)}");
+
+        Net.Ip(lab.B, "link", "set", Lab.Peer, "up");
+        Net.Ip(lab.B, "addr", "replace", $"{lab.B4}/24", "dev", Lab.Peer);
+        Net.WaitUntil(() => Net.HasCarrier(lab.A, Lab.Virtual), Net.FollowDeadline,
+            () => $"{Lab.Virtual} carrier did not come: {Net.LinkText(lab.A, Lab.Virtual)}\n{lab.Virtnet!.Describe()}");
+        Net.WaitForPing(lab.A, lab.A4, lab.B4, TimeSpan.FromSeconds(5));
+        Net.AssertPing(lab.A, lab.A4, lab.B4, count: 3);
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 3);
+    }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void RealDeleted_WhileRunning_ExitsWithOneSentenceAndLeavesNothing(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fd{datapath[0]}", X, output);
+        var virtnet = lab.Up(datapath);
+        Net.AssertPing(lab.A, lab.A4, lab.B4, count: 2);
+
+        // Deleting vb deletes its peer va too: the real device is gone.
+        Net.Ip(lab.B, "link", "del", Lab.Peer);
+        Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), $"still running 10 s after {Lab.Real} was deleted: {virtnet.Describe()}");
+        output.WriteLine(virtnet.Describe());
+
+        Assert.NotEqual(0, virtnet.ExitCode);
+        string stderr = virtnet.Stderr.TrimEnd('\n');
+        Assert.StartsWith("virtnet: ", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', stderr);
+        Assert.Contains(Lab.Real, stderr, StringComparison.Ordinal);
+        Assert.Equal(["lo"], Net.LinkNames(lab.A));
+    }
 }

@@ -116,7 +116,7 @@ internal sealed class Lab : IDisposable
         {
             if (!p.HasExited)
             {
-                _log?.WriteLine($"[{A.Name}] still running at the end, killing: {p.Describe()}");
+                _log?.WriteLine($"[{A.Name}] test over, SIGKILL to the attach; its output: {p.Describe()}");
             }
 
             p.Dispose();

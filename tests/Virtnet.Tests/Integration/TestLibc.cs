@@ -6,6 +6,7 @@ namespace Virtnet.Tests.Integration;
 internal static unsafe partial class TestLibc
 {
     // signal.h
+    public const int SIGINT = 2;
     public const int SIGKILL = 9;
     public const int SIGTERM = 15;
 

@@ -132,6 +132,93 @@ internal static class Traffic
         return new TransferResult(bytes, elapsed);
     }
 
+    /// <summary>A TCP stream that runs in the background until disposed (or broken), for stopping virtnet under load.</summary>
+    public sealed class Blast : IDisposable
+    {
+        private readonly Socket _listener;
+        private readonly Socket _client;
+        private readonly Thread _sender;
+        private readonly Thread _receiver;
+        private Socket? _accepted;
+        private volatile bool _stop;
+        private long _received;
+
+        public Blast(TestNetns senderNs, string senderAddress, TestNetns receiverNs, string receiverAddress)
+        {
+            var from = IPAddress.Parse(senderAddress);
+            var to = IPAddress.Parse(receiverAddress);
+            _listener = InNetns.Run(receiverNs.Name, () =>
+            {
+                var s = new Socket(to.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                s.Bind(new IPEndPoint(to, 0));
+                s.Listen(1);
+                return s;
+            });
+            _client = InNetns.Run(senderNs.Name, () =>
+            {
+                var s = new Socket(from.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { SendTimeout = 2000 };
+                s.Bind(new IPEndPoint(from, 0));
+                return s;
+            });
+            var endpoint = (IPEndPoint)_listener.LocalEndPoint!;
+            _receiver = new Thread(() =>
+            {
+                try
+                {
+                    if (!_listener.Poll(TimeSpan.FromSeconds(10), SelectMode.SelectRead))
+                    {
+                        return;
+                    }
+
+                    _accepted = _listener.Accept();
+                    _accepted.ReceiveTimeout = 2000;
+                    var buffer = new byte[256 * 1024];
+                    int n;
+                    while (!_stop && (n = _accepted.Receive(buffer)) > 0)
+                    {
+                        Interlocked.Add(ref _received, n);
+                    }
+                }
+                catch (SocketException)
+                {
+                }
+            })
+            { IsBackground = true, Name = "blast receiver" };
+            _sender = new Thread(() =>
+            {
+                try
+                {
+                    _client.Connect(endpoint);
+                    var chunk = new byte[256 * 1024];
+                    while (!_stop)
+                    {
+                        _client.Send(chunk);
+                    }
+                }
+                catch (SocketException)
+                {
+                }
+            })
+            { IsBackground = true, Name = "blast sender" };
+            _receiver.Start();
+            _sender.Start();
+        }
+
+        public long Received => Interlocked.Read(ref _received);
+
+        public void Dispose()
+        {
+            _stop = true;
+            TryShutdown(_client);
+            TryShutdown(_accepted);
+            _sender.Join(TimeSpan.FromSeconds(5));
+            _receiver.Join(TimeSpan.FromSeconds(5));
+            _client.Dispose();
+            _accepted?.Dispose();
+            _listener.Dispose();
+        }
+    }
+
     private static void TryShutdown(Socket? s)
     {
         try

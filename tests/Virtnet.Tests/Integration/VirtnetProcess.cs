@@ -185,6 +185,19 @@ internal sealed class VirtnetProcess : IDisposable
         return true;
     }
 
+    /// <summary>SigIgn/SigCgt of the process (/proc/PID/status): says whether a signal could be delivered at all.</summary>
+    public string SignalMasks()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadLines($"/proc/{Pid}/status").Where(l => l.StartsWith("SigIgn", StringComparison.Ordinal) || l.StartsWith("SigCgt", StringComparison.Ordinal)).Select(l => l.Replace("\t", " ", StringComparison.Ordinal)));
+        }
+        catch (IOException e)
+        {
+            return e.Message;
+        }
+    }
+
     public string Describe() => $"`{CommandLine}` (pid {Pid})\nstdout: {Stdout}\nstderr: {Stderr}";
 
     public void Dispose()
