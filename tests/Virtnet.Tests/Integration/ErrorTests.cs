@@ -115,22 +115,33 @@ public class ErrorTests(ITestOutputHelper output)
         Net.AssertPing(lab.B, lab.B4, lab.A4);
     }
 
-    [SkippableFact]
-    public void Attach_WithoutCapabilities_FailsNamingThem()
+    [SkippableTheory]
+    [InlineData("all", "CAP_NET_ADMIN and CAP_BPF")]
+    [InlineData("net_admin", "CAP_NET_ADMIN")]
+    [InlineData("bpf", "CAP_BPF")]
+    [InlineData("nobody", "root")]
+    public void Attach_WithoutCapabilities_FailsNamingThem(string drop, string mention)
     {
         Root.Require();
-        // setpriv (util-linux): a root process whose bounding set lacks these execs with none of them.
+        // setpriv (util-linux): a root process whose bounding set lacks a capability execs without it; CAP_SYS_ADMIN
+        // goes with CAP_BPF because it also grants BPF. "nobody" runs as uid 65534 with no capabilities at all.
         Skip.If(!File.Exists("/usr/bin/setpriv"), "setpriv (util-linux) is not installed");
-        using var lab = Lab.Create("ecap", X, output);
+        string[] dropped = drop switch
+        {
+            "all" => ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin,-bpf,-sys_admin", "--"],
+            "net_admin" => ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin", "--"],
+            "bpf" => ["setpriv", "--inh-caps=-all", "--bounding-set=-bpf,-sys_admin", "--"],
+            _ => ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"],
+        };
+        using var lab = Lab.Create($"ecap{drop[0]}", X, output);
         var before = Snapshot(lab);
-        string[] dropped = ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin,-bpf,-sys_admin", "--"];
 
-        var check = lab.A.Try([.. dropped[..^1], "grep", "CapEff", "/proc/self/status"]);
-        output.WriteLine($"capabilities under setpriv: {check.All.Trim()}");
+        var check = lab.A.Try([.. dropped, "grep", "-E", "^(Uid|CapEff)", "/proc/self/status"]);
+        output.WriteLine($"under {string.Join(' ', dropped)}: {check.All.Trim().Replace('\n', ' ')}");
 
         var r = VirtnetProcess.RunWrappedToExit(lab.A, dropped, ["attach", Lab.Real], FailFast);
 
-        AssertRefused(r, lab, before, "CAP_NET_ADMIN");
+        AssertRefused(r, lab, before, mention);
     }
 
     /// <summary>The links of A and the tcx programs on each.</summary>

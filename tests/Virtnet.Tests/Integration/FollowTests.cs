@@ -109,4 +109,27 @@ public class FollowTests(ITestOutputHelper output)
         Assert.Contains(Lab.Real, stderr, StringComparison.Ordinal);
         Assert.Equal(["lo"], Net.LinkNames(lab.A));
     }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Carrier_RealAdminDownThenUp_VirtualFollowsAndTrafficResumes(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fa{datapath[0]}", X, output);
+        lab.Up(datapath);
+        Net.AssertPing(lab.A, lab.A4, lab.B4, count: 2);
+
+        Net.Ip(lab.A, "link", "set", Lab.Real, "down");
+        Net.WaitUntil(() => Net.Flags(lab.A, Lab.Virtual).Contains("NO-CARRIER"), Net.FollowDeadline,
+            () => $"{Lab.Virtual} kept its carrier with {Lab.Real} down: {Net.LinkText(lab.A, Lab.Virtual)}\n{lab.Virtnet!.Describe()}");
+
+        Net.Ip(lab.A, "link", "set", Lab.Real, "up");
+        Net.WaitUntil(() => Net.HasCarrier(lab.A, Lab.Virtual), Net.FollowDeadline,
+            () => $"{Lab.Virtual} carrier did not come back: {Net.LinkText(lab.A, Lab.Virtual)}; {Lab.Real}: {Net.LinkText(lab.A, Lab.Real)}\n{lab.Virtnet!.Describe()}");
+        Assert.False(lab.Virtnet!.HasExited, $"virtnet exited when {Lab.Real} went down: {lab.Virtnet.Describe()}");
+        Net.WaitForPing(lab.A, lab.A4, lab.B4, TimeSpan.FromSeconds(5));
+        Net.AssertPing(lab.A, lab.A4, lab.B4);
+        Net.AssertPing(lab.B, lab.B4, lab.A4);
+    }
 }

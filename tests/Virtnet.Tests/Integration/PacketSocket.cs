@@ -18,6 +18,8 @@ internal sealed unsafe class PacketSocket : IDisposable
     private const int SOL_PACKET = 263;
     private const int PACKET_AUXDATA = 8;
     private const int PACKET_IGNORE_OUTGOING = 23;
+    private const int SOL_SOCKET = 1;
+    private const int SO_RCVBUFFORCE = 33;
     public const ushort EtherTypeVlan = 0x8100;
 
     private int _fd;
@@ -59,6 +61,9 @@ internal sealed unsafe class PacketSocket : IDisposable
             int one = 1;
             Check(Libc.setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(int)), "PACKET_AUXDATA");
             Check(Libc.setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(int)), "PACKET_IGNORE_OUTGOING");
+            // Room for a burst (SO_RCVBUFFORCE: root may exceed rmem_max).
+            int rcvbuf = 8 << 20;
+            Check(Libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(int)), "SO_RCVBUFFORCE");
             return socket;
         }
         catch

@@ -25,6 +25,16 @@ public class TransferTests(ITestOutputHelper output)
         output.WriteLine($"A -> B: {out4}");
         var in4 = Traffic.TcpTransfer(lab.B, lab.B4, lab.A, lab.A4, SixtyFourMiB, TransferTimeout);
         output.WriteLine($"B -> A: {in4}");
+
+        // The counters on the stopped line saw at least the payload each way.
+        var virtnet = lab.Virtnet!;
+        virtnet.Signal(TestLibc.SIGTERM);
+        Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), $"still running 10 s after SIGTERM: {virtnet.Describe()}");
+        output.WriteLine(virtnet.Stdout);
+        var m = System.Text.RegularExpressions.Regex.Match(virtnet.Stdout, @"stopped: ingress (\d+) frames (\d+) bytes (\d+) dropped, egress (\d+) frames (\d+) bytes (\d+) dropped");
+        Assert.True(m.Success, $"no stopped line with counters: {virtnet.Stdout}");
+        Assert.True(long.Parse(m.Groups[2].Value) >= SixtyFourMiB, $"ingress counted {m.Groups[2].Value} bytes, 64 MiB crossed: {m.Value}");
+        Assert.True(long.Parse(m.Groups[5].Value) >= SixtyFourMiB, $"egress counted {m.Groups[5].Value} bytes, 64 MiB crossed: {m.Value}");
     }
 
     [SkippableTheory]
