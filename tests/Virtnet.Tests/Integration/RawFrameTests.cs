@@ -24,7 +24,7 @@ public class RawFrameTests(ITestOutputHelper output)
         lab.Attach(datapath, "--mac", "random");
         Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Virtual);
 
-        AssertBurst(lab.B, Lab.Peer, lab.A, Lab.Virtual, Net.MacBytes(lab.A, Lab.Virtual), [Net.MacBytes(lab.B, Lab.Peer)]);
+        AssertBurst(lab, lab.B, Lab.Peer, lab.A, Lab.Virtual, Net.MacBytes(lab.A, Lab.Virtual), [Net.MacBytes(lab.B, Lab.Peer)]);
     }
 
     [SkippableTheory]
@@ -38,10 +38,10 @@ public class RawFrameTests(ITestOutputHelper output)
         Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Virtual);
 
         // What reaches vb comes from virtnet0, or from va's own stack (its IPv6 link-local chatter).
-        AssertBurst(lab.A, Lab.Virtual, lab.B, Lab.Peer, Net.MacBytes(lab.B, Lab.Peer), [Net.MacBytes(lab.A, Lab.Virtual), Net.MacBytes(lab.A, Lab.Real)]);
+        AssertBurst(lab, lab.A, Lab.Virtual, lab.B, Lab.Peer, Net.MacBytes(lab.B, Lab.Peer), [Net.MacBytes(lab.A, Lab.Virtual), Net.MacBytes(lab.A, Lab.Real)]);
     }
 
-    private void AssertBurst(TestNetns fromNs, string fromDev, TestNetns toNs, string toDev, byte[] receiverMac, byte[][] allowedSources)
+    private void AssertBurst(Lab lab, TestNetns fromNs, string fromDev, TestNetns toNs, string toDev, byte[] receiverMac, byte[][] allowedSources)
     {
         byte[] src = Net.MacBytes(fromNs, fromDev);
         byte[][] destinations =
@@ -91,10 +91,27 @@ public class RawFrameTests(ITestOutputHelper output)
         var doubled = Enumerable.Range(0, Frames).Where(i => seen[i] > 1).ToList();
         Assert.True(missing.Count == 0, $"{missing.Count} of {Frames} frames never appeared on {toDev}: {string.Join(',', missing.Take(20))} (destinations by i % 4: ours, broadcast, multicast, foreign)");
         Assert.True(doubled.Count == 0, $"frames appeared more than once on {toDev}: {string.Join(',', doubled.Take(20))}");
+        var macs = new Dictionary<string, string>
+        {
+            ["va"] = Convert.ToHexString(Net.MacBytes(lab.A, Lab.Real)),
+            ["vb"] = Convert.ToHexString(Net.MacBytes(lab.B, Lab.Peer)),
+            ["virtnet0"] = Convert.ToHexString(Net.MacBytes(lab.A, Lab.Virtual)),
+        };
+        string Who(ReadOnlySpan<byte> mac)
+        {
+            string hex = Convert.ToHexString(mac);
+            return macs.FirstOrDefault(kv => kv.Value == hex).Key ?? hex;
+        }
+
+        foreach (var c in others)
+        {
+            output.WriteLine($"other frame on {toDev} from {Who(c.Data.AsSpan(6, 6))}: {Convert.ToHexString(c.Data.AsSpan(0, Math.Min(80, c.Data.Length)))}");
+        }
+
         foreach (var c in others)
         {
             Assert.True(c.Data.Length >= 12 && allowedSources.Any(m => c.Data.AsSpan(6, 6).SequenceEqual(m)),
-                $"a frame from an unexpected source appeared on {toDev}: {Convert.ToHexString(c.Data.AsSpan(0, Math.Min(40, c.Data.Length)))}");
+                $"a frame from {Who(c.Data.AsSpan(6, 6))} appeared on {toDev} (only {string.Join(", ", allowedSources.Select(m => Who(m)))} may send there): {Convert.ToHexString(c.Data.AsSpan(0, Math.Min(80, c.Data.Length)))}");
         }
     }
 }
