@@ -143,6 +143,7 @@ internal static class Cli
             var counters = attachment.ReadCounters();
             attachment.Dispose();
             output.WriteLine($"{attachment.VirtualName} stopped: {FormatCounters(counters)}");
+            output.WriteLine($"{attachment.VirtualName} process: {ProcessCost()}");
             if (failure is not null)
             {
                 error.WriteLine($"virtnet: {failure}; {attachment.VirtualName} removed and {attachment.RealName} given back");
@@ -155,6 +156,22 @@ internal static class Cli
 
     internal static string FormatCounters(DatapathCounters c)
         => $"ingress {c.Ingress.Frames} frames {c.Ingress.Bytes} bytes {c.Ingress.Drops} dropped, egress {c.Egress.Frames} frames {c.Egress.Bytes} bytes {c.Egress.Drops} dropped";
+
+    /// <summary>What the process cost: CPU seconds, peak RSS, and GC collections (the per-frame path must not allocate).</summary>
+    internal static string ProcessCost()
+    {
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        string peak = "?";
+        foreach (var line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            {
+                peak = (long.Parse(line[6..].Trim().Split(' ')[0]) / 1024.0).ToString("0.0");
+            }
+        }
+
+        return $"cpu {self.TotalProcessorTime.TotalSeconds:0.00} s, peak rss {peak} MB, gc {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (gen0/gen1/gen2)";
+    }
 
     internal static string FormatMac(byte[] mac) => string.Join(':', mac.Select(b => b.ToString("x2")));
 

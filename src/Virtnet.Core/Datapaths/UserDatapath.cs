@@ -212,31 +212,10 @@ public sealed class UserDatapath : IDatapath
                 }
 
                 var frame = new Frame(new Span<byte>(p, (int)n), _direction);
-                int output = dst;
-                var verdict = Verdict.Pass;
-                var handlers = _handlers;
-                for (int i = 0; i < handlers.Length; i++)
+                int output = Pipeline.Decide(_handlers, ref frame, dst, _ports, ref _drops);
+                if (output < 0)
                 {
-                    verdict = handlers[i].OnFrame(ref frame);
-                    if (verdict != Verdict.Pass)
-                    {
-                        break;
-                    }
-                }
-
-                if (verdict == Verdict.Consumed)
-                {
-                    if (frame.DropReason is not null)
-                    {
-                        _drops++;
-                    }
-
                     continue;
-                }
-
-                if (verdict == Verdict.Another && (uint)frame.Target < (uint)_ports.Length)
-                {
-                    output = _ports[frame.Target].Fd;
                 }
 
                 nint written = TapDevice.Write(output, p, (int)n);

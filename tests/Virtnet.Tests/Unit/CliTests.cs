@@ -1,0 +1,122 @@
+using Virtnet.Cli;
+using Virtnet.Datapaths;
+using Virtnet.Devices;
+using Virtnet.Native;
+using Xunit;
+
+namespace Virtnet.Tests.Unit;
+
+public class CliTests
+{
+    [Fact]
+    public void ParseAttach_Defaults_KernelInheritVirtnet0()
+    {
+        var result = Virtnet.Cli.Cli.Build().Parse(["attach", "eth9"]);
+        Assert.Empty(result.Errors);
+        var o = Virtnet.Cli.Cli.ParseAttach("eth9", "virtnet0", "kernel", "inherit");
+        Assert.Equal("eth9", o.RealDevice);
+        Assert.Equal("virtnet0", o.Name);
+        Assert.Equal(DatapathKind.Kernel, o.Datapath);
+        Assert.Equal(MacMode.Inherit, o.MacMode);
+    }
+
+    [Theory]
+    [InlineData("02:00:00:00:00:01", new byte[] { 2, 0, 0, 0, 0, 1 })]
+    [InlineData("aa-bb-cc-dd-ee-0f", new byte[] { 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f })]
+    [InlineData("2:0:0:0:0:a", new byte[] { 2, 0, 0, 0, 0, 10 })]
+    public void ParseMac_Address_Explicit(string text, byte[] expected)
+    {
+        var (mode, mac) = Virtnet.Cli.Cli.ParseMac(text);
+        Assert.Equal(MacMode.Explicit, mode);
+        Assert.Equal(expected, mac);
+    }
+
+    [Theory]
+    [InlineData("02:00:00:00:00")]
+    [InlineData("02:00:00:00:00:zz")]
+    [InlineData("020000000001")]
+    [InlineData("01:00:5e:00:00:01")]
+    [InlineData("00:00:00:00:00:00")]
+    [InlineData("randomly")]
+    public void ParseMac_Bad_UsageErrorSaysWhatToDo(string text)
+    {
+        var e = Assert.Throws<UsageException>(() => Virtnet.Cli.Cli.ParseMac(text));
+        Assert.Contains("MAC", e.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void ParseMac_RandomAndInherit_Modes()
+    {
+        Assert.Equal(MacMode.Random, Virtnet.Cli.Cli.ParseMac("random").Item1);
+        Assert.Equal(MacMode.Inherit, Virtnet.Cli.Cli.ParseMac("inherit").Item1);
+    }
+
+    [Fact]
+    public void Parse_UnknownDatapath_IsAParseError()
+    {
+        var result = Virtnet.Cli.Cli.Build().Parse(["attach", "eth0", "--datapath", "fast"]);
+        Assert.NotEmpty(result.Errors);
+    }
+
+    [Fact]
+    public void Invoke_AttachWithoutDevice_ExitsNonZero()
+    {
+        var result = Virtnet.Cli.Cli.Build().Parse(["attach"]);
+        Assert.NotEmpty(result.Errors);
+    }
+
+    [Fact]
+    public void Guard_VirtnetException_OneSentenceAndExit1()
+    {
+        var err = new StringWriter();
+        int code = Virtnet.Cli.Cli.Guard(err, () => throw new VirtnetException("RTM_GETLINK", "eth9", "eth9: no such device", Errno.ENODEV));
+        Assert.Equal(1, code);
+        Assert.Equal("virtnet: eth9: no such device", err.ToString().TrimEnd());
+    }
+
+    [Fact]
+    public void Guard_Eperm_AddsWhatToDo()
+    {
+        var err = new StringWriter();
+        Virtnet.Cli.Cli.Guard(err, () => throw new VirtnetException("BPF_PROG_LOAD", "eth0", Errno.EPERM));
+        Assert.Contains("run virtnet as root", err.ToString());
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("sixteen-bytes-xx")]
+    [InlineData("a/b")]
+    [InlineData("a b")]
+    [InlineData("a:b")]
+    [InlineData("..")]
+    public void DeviceName_Invalid_Throws(string name)
+    {
+        var e = Assert.Throws<VirtnetException>(() => DeviceName.Validate(name));
+        Assert.Contains("--name", e.Message);
+    }
+
+    [Fact]
+    public void DeviceName_FifteenBytes_Accepted()
+    {
+        DeviceName.Validate("fifteen-bytes-x");
+    }
+
+    [Fact]
+    public void DeviceName_SixteenBytes_MessageGivesTheLimit()
+    {
+        var e = Assert.Throws<VirtnetException>(() => DeviceName.Validate("virtnet-too-long"));
+        Assert.Equal("virtnet-too-long: name is 16 bytes long, the limit is 15; choose a shorter one with --name", e.Message);
+    }
+
+    [Fact]
+    public void RandomMac_IsLocallyAdministeredUnicast()
+    {
+        for (int i = 0; i < 100; i++)
+        {
+            var mac = Attachment.RandomMac();
+            Assert.Equal(6, mac.Length);
+            Assert.Equal(0, mac[0] & 1);
+            Assert.Equal(2, mac[0] & 2);
+        }
+    }
+}
