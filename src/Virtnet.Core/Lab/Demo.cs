@@ -4,8 +4,9 @@
 // checking that nothing is left. No ip, ping or iperf: netlink and sockets only.
 //
 // Threads: the calling thread never enters a lab namespace. Work that must happen inside one runs on a fresh
-// NetNamespace.Run thread, which only creates sockets or makes netlink calls and then ends. The thread pool is
-// warmed up first so that none of its workers can be born inside a lab namespace.
+// NetNamespace.Run thread, which only creates sockets or makes netlink calls and then ends. The runtime's lazy
+// threads (thread pool, socket engine) are started first so that none of them is born inside a lab namespace
+// (RuntimeThreads.cs); the teardown step checks that no thread of ours is left in one.
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -34,7 +35,7 @@ public static class Demo
     {
         var clock = Stopwatch.StartNew();
         CheckPrivileges();
-        WarmUpThreadPool();
+        RuntimeThreads.Start();
 
         var steps = new Steps(output);
         WriteIntro(output, datapath);
@@ -114,8 +115,11 @@ public static class Demo
             ? "  Kernel datapath: two BPF programs on tcx hooks redirect the frames; they never leave the kernel."
             : "  User datapath: every frame crosses this process and passes through C# code.");
         output.WriteLine();
-        output.WriteLine($"    [host A: {LabTopology.VirtualDevice} {LabTopology.AddressA4}] ~~ {LabTopology.RealDevice} ====veth==== {LabTopology.PeerDevice} [host B: {LabTopology.AddressB4}]");
-        output.WriteLine($"             {LabTopology.AddressA6,-12}                                          {LabTopology.AddressB6}");
+        string picture = $"    [host A: {LabTopology.VirtualDevice} {LabTopology.AddressA4}] ~~ {LabTopology.RealDevice} ====veth==== {LabTopology.PeerDevice} [host B: {LabTopology.AddressB4}]";
+        int columnA = picture.IndexOf(LabTopology.AddressA4.ToString(), StringComparison.Ordinal);
+        int columnB = picture.IndexOf(LabTopology.AddressB4.ToString(), StringComparison.Ordinal);
+        output.WriteLine(picture);
+        output.WriteLine(new string(' ', columnA) + LabTopology.AddressA6.ToString().PadRight(columnB - columnA) + LabTopology.AddressB6);
         output.WriteLine();
     }
 
@@ -174,10 +178,10 @@ public static class Demo
     private static void Transfer(Steps steps, string direction, NetNamespace server, IPAddress serverAddress, NetNamespace client)
     {
         var result = TcpTransfer.Run(server, serverAddress, client, TransferDuration, TransferMaxBytes, TransferTimeout);
-        string amount = $"{result.BytesReceived / (1024.0 * 1024.0):0} MiB in {result.Elapsed.TotalSeconds:0.00} s";
+        string amount = $"{result.BytesReceived / 1e6:0} MB in {result.Elapsed.TotalSeconds:0.00} s";
         if (result.Ok)
         {
-            steps.Ok($"TCP {direction}: {amount} = {result.MegabytesPerSecond:0} MB/s ({result.GigabitsPerSecond:0.00} Gbit/s), every byte verified");
+            steps.Ok($"TCP {direction}: {amount} = {result.MegabytesPerSecond:0} MB/s ({result.GigabitsPerSecond:0.0} Gbit/s), every byte verified");
         }
         else
         {
@@ -211,9 +215,14 @@ public static class Demo
             problems.Add("the pump device still exists");
         }
 
-        if (report.HandlesLeft > 0 || report.ThreadsLeft > 0)
+        if (report.HandlesLeft > 0)
         {
-            problems.Add($"{report.HandlesLeft} fds and {report.ThreadsLeft} threads still hold a lab namespace");
+            problems.Add($"{report.HandlesLeft} fds still hold a lab namespace");
+        }
+
+        if (report.ThreadsLeft.Count > 0)
+        {
+            problems.Add($"threads still inside a lab namespace: {string.Join(", ", report.ThreadsLeft)}");
         }
 
         steps.Fail("teardown", string.Join("; ", problems));
@@ -227,9 +236,6 @@ public static class Demo
                 "the demo builds private network namespaces and attaches BPF programs, which needs root; run it with sudo", Errno.EPERM);
         }
     }
-
-    /// <summary>Thread-pool workers are born in the namespace of the thread that starts them: start them here.</summary>
-    private static void WarmUpThreadPool() => Task.Run(() => { }).Wait();
 
     /// <summary>The device names of the caller's own namespace (a read-only netlink dump).</summary>
     private static List<string> LinkNamesHere()

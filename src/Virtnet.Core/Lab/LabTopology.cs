@@ -16,10 +16,10 @@ using Virtnet.Netlink;
 namespace Virtnet.Lab;
 
 /// <summary>What <see cref="LabTopology.Teardown"/> found after removing virtnet and releasing the namespaces.</summary>
-public sealed record TeardownReport(bool VirtualDeviceGone, bool HooksEmpty, bool PumpGone, int HandlesLeft, int ThreadsLeft)
+public sealed record TeardownReport(bool VirtualDeviceGone, bool HooksEmpty, bool PumpGone, int HandlesLeft, IReadOnlyList<string> ThreadsLeft)
 {
     /// <summary>Nothing of virtnet is left on veth-a, and nothing of this process keeps a lab namespace alive.</summary>
-    public bool Clean => VirtualDeviceGone && HooksEmpty && PumpGone && HandlesLeft == 0 && ThreadsLeft == 0;
+    public bool Clean => VirtualDeviceGone && HooksEmpty && PumpGone && HandlesLeft == 0 && ThreadsLeft.Count == 0;
 }
 
 public sealed class LabTopology : IDisposable
@@ -60,6 +60,7 @@ public sealed class LabTopology : IDisposable
     /// <summary>Builds both hosts and the cable; host B is addressed and up, veth-a is up with no address at all.</summary>
     public static LabTopology Build()
     {
+        RuntimeThreads.Start();
         var hostA = NetNamespace.Create("host A");
         NetNamespace hostB;
         try
@@ -240,14 +241,19 @@ public sealed class LabTopology : IDisposable
         }
     }
 
-    /// <summary>How many of this process's fds and threads still refer to one of <paramref name="identities"/>.</summary>
-    internal static (int Handles, int Threads) CountReferences(IReadOnlySet<string> identities)
+    /// <summary>
+    /// How many of this process's fds still refer to one of <paramref name="identities"/>, and the names of the
+    /// threads still inside one.
+    /// </summary>
+    internal static (int Handles, IReadOnlyList<string> Threads) CountReferences(IReadOnlySet<string> identities)
     {
-        return (Count("/proc/self/fd", dir => dir), Count("/proc/self/task", dir => Path.Combine(dir, "ns", "net")));
+        int handles = Find("/proc/self/fd", entry => entry).Count;
+        var threads = Find("/proc/self/task", entry => Path.Combine(entry, "ns", "net")).Select(ThreadName).ToList();
+        return (handles, threads);
 
-        int Count(string root, Func<string, string> link)
+        List<string> Find(string root, Func<string, string> link)
         {
-            int found = 0;
+            var found = new List<string>();
             IEnumerable<string> entries;
             try
             {
@@ -255,7 +261,7 @@ public sealed class LabTopology : IDisposable
             }
             catch (IOException)
             {
-                return 0;
+                return found;
             }
 
             foreach (var entry in entries)
@@ -264,7 +270,7 @@ public sealed class LabTopology : IDisposable
                 {
                     if (new FileInfo(link(entry)).LinkTarget is { } target && identities.Contains(target))
                     {
-                        found++;
+                        found.Add(entry);
                     }
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -274,6 +280,18 @@ public sealed class LabTopology : IDisposable
             }
 
             return found;
+        }
+
+        static string ThreadName(string taskDirectory)
+        {
+            try
+            {
+                return $"{File.ReadAllText(Path.Combine(taskDirectory, "comm")).Trim()} ({Path.GetFileName(taskDirectory)})";
+            }
+            catch (IOException)
+            {
+                return Path.GetFileName(taskDirectory);
+            }
         }
     }
 }

@@ -61,7 +61,11 @@ public sealed class Pinger : IDisposable
     public AddressFamily Family => _socket.AddressFamily;
 
     /// <summary>A pinger whose socket lives in <paramref name="ns"/>.</summary>
-    public static Pinger Open(NetNamespace ns, AddressFamily family) => ns.Run(() => Open(family));
+    public static Pinger Open(NetNamespace ns, AddressFamily family)
+    {
+        RuntimeThreads.Start();
+        return ns.Run(() => Open(family));
+    }
 
     /// <summary>A pinger in the network namespace of the calling thread.</summary>
     public static Pinger Open(AddressFamily family) => family switch

@@ -41,6 +41,7 @@ public static class TcpTransfer
     /// </summary>
     public static TransferResult Run(NetNamespace serverNs, IPAddress serverAddress, NetNamespace clientNs, TimeSpan duration, long maxBytes, TimeSpan timeout)
     {
+        RuntimeThreads.Start();
         using var listener = serverNs.Run(() =>
         {
             var socket = new Socket(serverAddress.AddressFamily, SocketType.Stream, ProtocolType.Tcp);

@@ -32,7 +32,7 @@ public class DemoTests(ITestOutputHelper log)
         {
             Assert.Matches($@"✓ ping {direction} IPv4 \S+ +4/4 replies", text);
             Assert.Matches($@"✓ ping {direction} IPv6 \S+ +4/4 replies", text);
-            Assert.Matches($@"✓ TCP {direction}: \d+ MiB in [\d.]+ s = \d+ MB/s \([\d.]+ Gbit/s\), every byte verified", text);
+            Assert.Matches($@"✓ TCP {direction}: \d+ MB in [\d.]+ s = \d+ MB/s \([\d.]+ Gbit/s\), every byte verified", text);
         }
 
         Assert.Matches(@"✓ ARP host A: 10\.200\.0\.2 is at ([0-9a-f]{2}:){5}[0-9a-f]{2} \(virtnet0, ", text);
