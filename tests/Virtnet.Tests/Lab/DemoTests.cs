@@ -8,6 +8,14 @@ using Xunit.Abstractions;
 
 namespace Virtnet.Tests.Lab;
 
+/// <summary>
+/// The demo runs alone (no other test of this process in parallel), so that the checks on the root namespace
+/// and on this process's threads see only what the demo did.
+/// </summary>
+[CollectionDefinition(nameof(DemoTests), DisableParallelization = true)]
+public sealed class DemoCollection;
+
+[Collection(nameof(DemoTests))]
 public class DemoTests(ITestOutputHelper log)
 {
     [SkippableTheory]
@@ -17,7 +25,8 @@ public class DemoTests(ITestOutputHelper log)
     {
         Root.Require();
         var linksBefore = RootLinkNames();
-        var netnsBefore = Run.Checked("ip", "netns", "list");
+        var netnsBefore = NamedNamespaces();
+        string home = NamespaceOf("/proc/self/ns/net");
         var output = new StringWriter();
         var clock = Stopwatch.StartNew();
 
@@ -43,8 +52,28 @@ public class DemoTests(ITestOutputHelper log)
         Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(30));
 
         Assert.Equal(linksBefore, RootLinkNames());
-        Assert.Equal(netnsBefore, Run.Checked("ip", "netns", "list"));
+        // The lab's namespaces are anonymous: the demo never names one. Other processes on the machine may add
+        // their own per-test namespaces meanwhile; none may look like the demo's.
+        Assert.All(NamedNamespaces().Except(netnsBefore), name => Assert.Matches("^vnb?-", name));
+        // Nothing of this process is left inside a lab namespace: every thread is back home.
+        var threadNamespaces = Directory.GetDirectories("/proc/self/task").Select(task => NamespaceOf(Path.Combine(task, "ns", "net")));
+        Assert.All(threadNamespaces.Where(ns => ns.Length > 0), ns => Assert.Equal(home, ns));
     }
+
+    private static string NamespaceOf(string path)
+    {
+        try
+        {
+            return new FileInfo(path).LinkTarget ?? string.Empty;
+        }
+        catch (IOException)
+        {
+            return string.Empty; // the thread ended meanwhile
+        }
+    }
+
+    private static List<string> NamedNamespaces()
+        => Run.Checked("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).ToList();
 
     private static long Counter(string text, string direction)
     {
