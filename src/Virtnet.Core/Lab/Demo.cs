@@ -75,7 +75,7 @@ public static class Demo
             output.WriteLine($"    egress   {LabTopology.VirtualDevice} -> {LabTopology.RealDevice} (to the wire):   {FormatDirection(counters.Egress)}");
             steps.Check(counters.Ingress.Frames > 0 && counters.Egress.Frames > 0,
                 "frames crossed virtnet in both directions",
-                "the datapath counted no frames in one direction");
+                counters.Ingress.Frames == 0 ? "no frame came in from the wire through virtnet" : "no frame went out to the wire through virtnet");
 
             output.WriteLine();
             var report = lab.Teardown();
@@ -169,9 +169,10 @@ public static class Demo
                 continue;
             }
 
-            string text = $"{protocol} {host}: {address} is at {FormatMac(entry.Mac)} ({device}, {NeighbourState(entry.State)})";
+            string where = entry.Mac.Length == 0 ? "is not resolved" : $"is at {FormatMac(entry.Mac)}";
+            string text = $"{protocol} {host}: {address} {where} ({device}, {NeighbourState(entry.State)})";
             bool resolved = (entry.State & (NudIncomplete | NudFailed)) == 0 && entry.Mac.AsSpan().SequenceEqual(expectedMac);
-            steps.Check(resolved, text, $"{text}, expected {FormatMac(expectedMac)}");
+            steps.Check(resolved, text, $"{text}; expected {FormatMac(expectedMac)}");
         }
     }
 
@@ -185,7 +186,7 @@ public static class Demo
         }
         else
         {
-            steps.Fail($"TCP {direction}: {amount}", result.Error ?? "the bytes did not match");
+            steps.Fail(result.BytesReceived == 0 ? $"TCP {direction}" : $"TCP {direction}: {amount}", result.Error ?? "the bytes did not match");
         }
     }
 

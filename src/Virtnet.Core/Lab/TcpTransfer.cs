@@ -87,6 +87,14 @@ public static class TcpTransfer
         try
         {
             ConnectWithTimeout(client, endpoint, timeout);
+        }
+        catch (SocketException e)
+        {
+            return (0, $"connecting to {endpoint}: {Describe(e)}");
+        }
+
+        try
+        {
             client.NoDelay = true;
             client.SendTimeout = (int)timeout.TotalMilliseconds;
             long end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
