@@ -92,11 +92,11 @@ public partial class BpfKernelTests
         using (var link = BpfNetns.In(ns1, () => TcxLink.Attach(program, va, "va", TcxDirection.Egress)))
         {
             Assert.Equal(["vn_t_drop"], BpfNetns.In(ns1, () => Tcx.QueryProgramNames(va, TcxDirection.Egress)));
-            Assert.Empty(BpfNetns.In(ns1, () => Tcx.QueryProgramIds(va, TcxDirection.Ingress)));
+            Assert.Empty(BpfNetns.Settled(ns1, va, TcxDirection.Ingress));
             Assert.NotEqual(0, ns1.Try(TimeSpan.FromSeconds(15), "ping", "-c", "1", "-W", "1", "10.200.2.2").ExitCode);
         }
 
-        Assert.Empty(BpfNetns.In(ns1, () => Tcx.QueryProgramIds(va, TcxDirection.Egress)));
+        Assert.Empty(BpfNetns.Settled(ns1, va, TcxDirection.Egress));
         Assert.Equal(0, ns1.Try(TimeSpan.FromSeconds(15), "ping", "-c", "1", "-W", "2", "10.200.2.2").ExitCode);
     }
 
@@ -143,8 +143,8 @@ public partial class BpfKernelTests
         }
 
         // Links and programs closed: both hooks are empty again and traffic stops.
-        Assert.Empty(BpfNetns.In(ns2, () => Tcx.QueryProgramIds(vb, TcxDirection.Ingress)));
-        Assert.Empty(BpfNetns.In(ns2, () => Tcx.QueryProgramIds(vc, TcxDirection.Ingress)));
+        Assert.Empty(BpfNetns.Settled(ns2, vb, TcxDirection.Ingress));
+        Assert.Empty(BpfNetns.Settled(ns2, vc, TcxDirection.Ingress));
         Assert.NotEqual(0, ns1.Try(TimeSpan.FromSeconds(15), "ping", "-c", "1", "-W", "1", "10.200.1.2").ExitCode);
     }
 
@@ -181,7 +181,7 @@ public partial class BpfKernelTests
             programs.ForEach(p => p.Dispose());
         }
 
-        Assert.Empty(BpfNetns.In(ns1, () => Tcx.QueryProgramIds(va, TcxDirection.Ingress)));
+        Assert.Empty(BpfNetns.Settled(ns1, va, TcxDirection.Ingress));
     }
 
     [SkippableFact]

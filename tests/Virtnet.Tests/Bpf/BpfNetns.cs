@@ -37,6 +37,26 @@ internal static class BpfNetns
 
     public static void In(TestNetns ns, Action action) => In(ns, () => { action(); return 0; });
 
+    /// <summary>
+    /// The programs on a hook once it has settled. A link detaches when its *last* fd reference goes; another test
+    /// of this process that is starting a child (fork, then exec closes the CLOEXEC fds) can hold a copy of our
+    /// fd table for a moment, so an emptied hook is polled for up to two seconds rather than read once.
+    /// </summary>
+    public static IReadOnlyList<uint> Settled(TestNetns ns, int ifindex, Virtnet.Bpf.TcxDirection direction)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(2);
+        while (true)
+        {
+            var ids = In(ns, () => Virtnet.Bpf.Tcx.QueryProgramIds(ifindex, direction));
+            if (ids.Count == 0 || DateTime.UtcNow > deadline)
+            {
+                return ids;
+            }
+
+            Thread.Sleep(20);
+        }
+    }
+
     /// <summary>The device's ifindex inside the namespace (read outside it, through `ip netns exec`).</summary>
     public static int Ifindex(TestNetns ns, string device)
         => int.Parse(ns.Exec("cat", $"/sys/class/net/{device}/ifindex").Trim(), System.Globalization.CultureInfo.InvariantCulture);
