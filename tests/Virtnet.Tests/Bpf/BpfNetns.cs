@@ -14,26 +14,7 @@ namespace Virtnet.Tests.Bpf;
 
 internal static class BpfNetns
 {
-    public static T In<T>(TestNetns ns, Func<T> action)
-    {
-        T result = default!;
-        ExceptionDispatchInfo? error = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                result = RunSwitched(ns.Path, action);
-            }
-            catch (Exception e)
-            {
-                error = ExceptionDispatchInfo.Capture(e);
-            }
-        }) { IsBackground = true, Name = $"netns {ns.Name}" };
-        thread.Start();
-        thread.Join();
-        error?.Throw();
-        return result;
-    }
+    public static T In<T>(TestNetns ns, Func<T> action) => InNetns.Run(ns.Name, action);
 
     public static void In(TestNetns ns, Action action) => In(ns, () => { action(); return 0; });
 
@@ -60,27 +41,4 @@ internal static class BpfNetns
     /// <summary>The device's ifindex inside the namespace (read outside it, through `ip netns exec`).</summary>
     public static int Ifindex(TestNetns ns, string device)
         => int.Parse(ns.Exec("cat", $"/sys/class/net/{device}/ifindex").Trim(), System.Globalization.CultureInfo.InvariantCulture);
-
-    private static T RunSwitched<T>(string path, Func<T> action)
-    {
-        using var original = FileDescriptor.FromResult(Libc.open("/proc/thread-self/ns/net", Libc.O_RDONLY | Libc.O_CLOEXEC), "open /proc/thread-self/ns/net");
-        using var target = FileDescriptor.FromResult(Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC), $"open {path}");
-        if (Libc.setns(target.Fd, Libc.CLONE_NEWNET) != 0)
-        {
-            VirtnetException.ThrowLastError("setns", path);
-        }
-
-        try
-        {
-            return action();
-        }
-        finally
-        {
-            if (Libc.setns(original.Fd, Libc.CLONE_NEWNET) != 0)
-            {
-                // A thread stuck in a test namespace must not live on to host other work.
-                Environment.FailFast("BpfNetns: could not switch the thread back to its network namespace");
-            }
-        }
-    }
 }
