@@ -50,6 +50,8 @@ public sealed class CLayoutFixture : IDisposable
         #include <linux/if_tun.h>
         #include <linux/virtio_net.h>
         #include <linux/bpf.h>
+        #include <linux/if_packet.h>
+        #include <linux/capability.h>
         """;
 
     // vmlinux.h does not mix with libc headers (both define kernel-ish types), so declare what we use.

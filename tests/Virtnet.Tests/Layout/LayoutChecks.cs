@@ -52,6 +52,13 @@ internal static class LayoutChecks
         new("offsetof(struct iovec, iov_base)", Off<IoVec>(nameof(IoVec.Base))),
         new("offsetof(struct iovec, iov_len)", Off<IoVec>(nameof(IoVec.Length))),
         new("__NR_bpf", Libc.SysBpf),
+        new("sizeof(struct packet_mreq)", Unsafe.SizeOf<PacketMembership.PacketMreq>()),
+        new("offsetof(struct packet_mreq, mr_ifindex)", Off<PacketMembership.PacketMreq>(nameof(PacketMembership.PacketMreq.Ifindex))),
+        new("offsetof(struct packet_mreq, mr_type)", Off<PacketMembership.PacketMreq>(nameof(PacketMembership.PacketMreq.Type))),
+        new("offsetof(struct packet_mreq, mr_alen)", Off<PacketMembership.PacketMreq>(nameof(PacketMembership.PacketMreq.AddressLength))),
+        new("offsetof(struct packet_mreq, mr_address)", Off<PacketMembership.PacketMreq>(nameof(PacketMembership.PacketMreq.Address))),
+        .. Constants(typeof(PacketMembership), n => n.StartsWith("PACKET_", StringComparison.Ordinal) || n.StartsWith("SOL_", StringComparison.Ordinal) || n.StartsWith("AF_", StringComparison.Ordinal)),
+        .. Constants(typeof(Capabilities), n => n.StartsWith("CAP_", StringComparison.Ordinal)),
         .. Constants(typeof(Libc), n => n.StartsWith("O_", StringComparison.Ordinal) || n.StartsWith("POLL", StringComparison.Ordinal)
             || n.StartsWith("EFD_", StringComparison.Ordinal) || n.StartsWith("SOCK_", StringComparison.Ordinal)
             || n.StartsWith("CLONE_", StringComparison.Ordinal) || n.StartsWith("PROT_", StringComparison.Ordinal)
