@@ -11,8 +11,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 dotnet test tests/Virtnet.Tests/Virtnet.Tests.csproj -c Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-summary=$(grep -E '^(Passed|Failed)!' "$log" | tail -1)
-num() { echo "$summary" | sed -nE "s/.*$1:[[:space:]]*([0-9]+).*/\1/p"; }
+# vstest's closing block: "Total tests: N" then "Passed: N", "Failed: N", "Skipped: N" lines.
+summary=$(sed -n '/^Total tests:/,$p' "$log")
+num() { echo "$summary" | sed -nE "s/^[[:space:]]*$1:[[:space:]]*([0-9]+).*/\1/p" | tail -1; }
 passed=$(num Passed); failed=$(num Failed); skipped=$(num Skipped)
 if [ -z "$summary" ]; then
   echo "0 passed, 1 failed (no test summary: the build or the test host failed)"

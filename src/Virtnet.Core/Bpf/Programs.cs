@@ -1,0 +1,87 @@
+// The programs virtnet attaches. Each is a handful of instructions, small enough to read here whole.
+using Virtnet.Native;
+
+namespace Virtnet.Bpf;
+
+/// <summary>The programs virtnet attaches, emitted with <see cref="BpfAssembler"/>.</summary>
+public static class Programs
+{
+    /// <summary>offsetof(struct __sk_buff, len): the frame's length including the link-layer header at tc/tcx.</summary>
+    public const short SkBuffLenOffset = 0;
+
+    /// <summary>
+    /// Counts the frame in counters[key] (frames += 1, bytes += skb->len), then returns
+    /// bpf_redirect(ifindex, flags) (TCX_REDIRECT). flags 1 = BPF_F_INGRESS.
+    /// </summary>
+    public static BpfInsn[] CountAndRedirect(CounterMap counters, int key, int ifindex, ulong flags)
+        => CountAndRedirect(counters.Handle.Fd, key, ifindex, flags);
+
+    /// <summary>
+    /// The instructions, for a map fd:
+    /// <code>
+    ///   r6 = r1                      ; ctx (struct __sk_buff *), kept across calls
+    ///   r7 = *(u32 *)(r6 + 0)        ; skb->len
+    ///   *(u32 *)(r10 - 4) = key
+    ///   r2 = r10
+    ///   r2 += -4                     ; &amp;key
+    ///   r1 = map fd (ld_imm64, BPF_PSEUDO_MAP_FD)
+    ///   call bpf_map_lookup_elem
+    ///   if r0 == 0 goto redirect     ; the verifier insists on the NULL check
+    ///   r1 = *(u64 *)(r0 + 0); r1 += 1;  *(u64 *)(r0 + 0) = r1   ; frames, this CPU's copy
+    ///   r1 = *(u64 *)(r0 + 8); r1 += r7; *(u64 *)(r0 + 8) = r1   ; bytes
+    /// redirect:
+    ///   r1 = ifindex; r2 = flags
+    ///   call bpf_redirect            ; TC_ACT_REDIRECT (= TCX_REDIRECT 7), or TC_ACT_SHOT for bad flags
+    ///   exit
+    /// </code>
+    /// </summary>
+    internal static BpfInsn[] CountAndRedirect(int mapFd, int key, int ifindex, ulong flags)
+    {
+        var asm = new BpfAssembler();
+        var redirect = asm.DefineLabel();
+        asm.MovReg(BpfReg.R6, BpfReg.R1)
+           .LdxW(BpfReg.R7, BpfReg.R6, SkBuffLenOffset)
+           .StW(BpfReg.R10, -4, key)
+           .MovReg(BpfReg.R2, BpfReg.R10)
+           .AddImm(BpfReg.R2, -4)
+           .LdMapFd(BpfReg.R1, mapFd)
+           .Call(BpfHelper.MapLookupElem)
+           .JeqImm(BpfReg.R0, 0, redirect)
+           .LdxDW(BpfReg.R1, BpfReg.R0, 0)
+           .AddImm(BpfReg.R1, 1)
+           .StxDW(BpfReg.R0, BpfReg.R1, 0)
+           .LdxDW(BpfReg.R1, BpfReg.R0, 8)
+           .AddReg(BpfReg.R1, BpfReg.R7)
+           .StxDW(BpfReg.R0, BpfReg.R1, 8)
+           .Mark(redirect);
+        EmitRedirect(asm, ifindex, flags);
+        return asm.ToArray();
+    }
+
+    /// <summary>return bpf_redirect(ifindex, flags): mov r1, ifindex; mov r2, flags; call 23; exit.</summary>
+    public static BpfInsn[] Redirect(int ifindex, ulong flags)
+    {
+        var asm = new BpfAssembler();
+        EmitRedirect(asm, ifindex, flags);
+        return asm.ToArray();
+    }
+
+    /// <summary>return TCX_DROP: mov r0, 2; exit.</summary>
+    public static BpfInsn[] Drop()
+        => new BpfAssembler().MovImm(BpfReg.R0, Libc.TCX_DROP).Exit().ToArray();
+
+    private static void EmitRedirect(BpfAssembler asm, int ifindex, ulong flags)
+    {
+        asm.MovImm(BpfReg.R1, ifindex);
+        if (flags <= int.MaxValue)
+        {
+            asm.MovImm(BpfReg.R2, (int)flags);
+        }
+        else
+        {
+            asm.LdImm64(BpfReg.R2, flags);
+        }
+
+        asm.Call(BpfHelper.Redirect).Exit();
+    }
+}

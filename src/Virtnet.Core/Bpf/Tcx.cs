@@ -1,0 +1,179 @@
+// tcx (Linux 6.6): BPF programs on a device's ingress and egress, attached as BPF links.
+//
+// A tcx link is owned by its fd: it detaches when the last fd closes, including when the process is killed,
+// so virtnet never pins links and never leaves a datapath behind. BPF_LINK_CREATE and BPF_PROG_QUERY name
+// the device by ifindex in the calling thread's network namespace.
+using Virtnet.Native;
+
+namespace Virtnet.Bpf;
+
+public enum TcxDirection
+{
+    Ingress,
+    Egress,
+}
+
+/// <summary>A tcx link (BPF_LINK_CREATE, attach type BPF_TCX_INGRESS/EGRESS). Never pinned: it detaches when its fd closes.</summary>
+public sealed class TcxLink : IDisposable
+{
+    private TcxLink(FileDescriptor handle, int ifindex, string device, TcxDirection direction)
+    {
+        Handle = handle;
+        Ifindex = ifindex;
+        Device = device;
+        Direction = direction;
+    }
+
+    public FileDescriptor Handle { get; }
+
+    public int Ifindex { get; }
+
+    public string Device { get; }
+
+    public TcxDirection Direction { get; }
+
+    /// <summary>
+    /// Appends the program to the device's tcx hook (flags 0: after the programs already there).
+    /// The link holds its own reference to the program: disposing the <see cref="BpfProgram"/> afterwards is fine.
+    /// </summary>
+    /// <param name="ifindex">The device's index in the calling thread's network namespace.</param>
+    /// <param name="device">The device's name, for error messages.</param>
+    public static unsafe TcxLink Attach(BpfProgram program, int ifindex, string device, TcxDirection direction)
+    {
+        const string Op = "BPF_LINK_CREATE";
+        var attr = new BpfAttrLinkCreateTcx
+        {
+            ProgFd = (uint)program.Handle.Fd,
+            TargetIfindex = (uint)ifindex,
+            AttachType = Tcx.AttachType(direction),
+            Flags = 0,
+        };
+        int fd = Libc.bpf(Libc.BPF_LINK_CREATE, &attr, (uint)sizeof(BpfAttrLinkCreateTcx));
+        if (fd < 0)
+        {
+            var errno = LastError.Get();
+            throw new VirtnetException($"{Op} tcx {Tcx.Name(direction)}", device, errno, hint: Hint(errno, ifindex));
+        }
+
+        return new TcxLink(new FileDescriptor(fd), ifindex, device, direction);
+    }
+
+    public void Dispose() => Handle.Dispose();
+
+    private static string? Hint(Errno errno, int ifindex) => errno switch
+    {
+        Errno.EINVAL or Errno.EOPNOTSUPP or Errno.ENOTSUPP when !Tcx.IsSupported() => Tcx.NotSupportedHint,
+        Errno.ENODEV => $"no device with ifindex {ifindex} in this network namespace",
+        Errno.EPERM => "attaching tcx programs needs CAP_NET_ADMIN and CAP_BPF (run as root)",
+        Errno.EEXIST => "this program is already attached to that hook",
+        _ => null,
+    };
+}
+
+public static class Tcx
+{
+    internal const string NotSupportedHint = "tcx needs Linux 6.6 or newer";
+
+    /// <summary>BPF_PROG_QUERY on a tcx hook: the ids of attached programs (empty when none), in run order.</summary>
+    public static unsafe IReadOnlyList<uint> QueryProgramIds(int ifindex, TcxDirection direction)
+    {
+        int capacity = 16;
+        while (true)
+        {
+            var ids = new uint[capacity];
+            var errno = Query(ifindex, direction, ids, out uint count);
+            if (errno == Errno.OK)
+            {
+                return ids.AsSpan(0, (int)Math.Min(count, (uint)capacity)).ToArray();
+            }
+
+            // ENOSPC: more programs than room; count holds the total. Programs may come and go in between.
+            if (errno == Errno.ENOSPC && count > capacity && capacity < 65536)
+            {
+                capacity = (int)Math.Max(count, (uint)capacity * 2);
+                continue;
+            }
+
+            throw new VirtnetException($"BPF_PROG_QUERY tcx {Name(direction)}", $"ifindex {ifindex}", errno, hint: QueryHint(errno));
+        }
+    }
+
+    /// <summary>The names of the programs attached to a tcx hook (BPF_PROG_GET_FD_BY_ID + BPF_OBJ_GET_INFO_BY_FD).</summary>
+    public static unsafe IReadOnlyList<string> QueryProgramNames(int ifindex, TcxDirection direction)
+    {
+        var names = new List<string>();
+        foreach (uint id in QueryProgramIds(ifindex, direction))
+        {
+            var attr = new BpfAttrGetId { ProgId = id };
+            int fd = Libc.bpf(Libc.BPF_PROG_GET_FD_BY_ID, &attr, (uint)sizeof(BpfAttrGetId));
+            if (fd < 0)
+            {
+                var errno = LastError.Get();
+                if (errno == Errno.ENOENT)
+                {
+                    continue; // detached and freed since the query
+                }
+
+                throw new VirtnetException("BPF_PROG_GET_FD_BY_ID", $"ifindex {ifindex}", errno);
+            }
+
+            using var handle = new FileDescriptor(fd);
+            names.Add(BpfProgram.ReadName(BpfProgram.GetInfo(handle.Fd, $"ifindex {ifindex}")));
+        }
+
+        return names;
+    }
+
+    /// <summary>
+    /// Whether the running kernel has tcx (Linux 6.6+). Probed, not guessed from the version.
+    /// </summary>
+    /// <remarks>
+    /// The probe is BPF_PROG_QUERY for BPF_TCX_INGRESS on ifindex 1, read-only. It is sound because
+    /// (1) bpf_prog_query() ends its switch over attach types with "default: return -EINVAL", so a kernel that
+    /// does not know BPF_TCX_INGRESS (46) answers EINVAL before looking at the device; (2) a kernel that knows it
+    /// calls tcx_prog_query(), which only resolves the ifindex and reports the hook, 0 programs when nothing is
+    /// attached; (3) ifindex 1 is the loopback device of every network namespace (LOOPBACK_IFINDEX), which always
+    /// exists, so ENODEV cannot blur the answer. EPERM (no CAP_NET_ADMIN) says nothing about the kernel; then the
+    /// release is compared with 6.6 as a fallback.
+    /// </remarks>
+    public static bool IsSupported()
+    {
+        var errno = Query(1, TcxDirection.Ingress, [], out _);
+        return errno switch
+        {
+            Errno.OK => true,
+            Errno.EPERM or Errno.EACCES => Environment.OSVersion.Version >= new Version(6, 6),
+            _ => false,
+        };
+    }
+
+    internal static uint AttachType(TcxDirection direction)
+        => direction == TcxDirection.Ingress ? Libc.BPF_TCX_INGRESS : Libc.BPF_TCX_EGRESS;
+
+    internal static string Name(TcxDirection direction) => direction == TcxDirection.Ingress ? "ingress" : "egress";
+
+    private static unsafe Errno Query(int ifindex, TcxDirection direction, Span<uint> ids, out uint count)
+    {
+        fixed (uint* p = ids)
+        {
+            var attr = new BpfAttrQuery
+            {
+                TargetIfindex = (uint)ifindex,
+                AttachType = AttachType(direction),
+                ProgIds = (ulong)p,
+                ProgCnt = (uint)ids.Length,
+            };
+            int rc = Libc.bpf(Libc.BPF_PROG_QUERY, &attr, (uint)sizeof(BpfAttrQuery));
+            count = attr.ProgCnt;
+            return rc < 0 ? LastError.Get() : Errno.OK;
+        }
+    }
+
+    private static string? QueryHint(Errno errno) => errno switch
+    {
+        Errno.EINVAL when !IsSupported() => NotSupportedHint,
+        Errno.ENODEV => "no such device in this network namespace",
+        Errno.EPERM => "querying tcx needs CAP_NET_ADMIN (run as root)",
+        _ => null,
+    };
+}

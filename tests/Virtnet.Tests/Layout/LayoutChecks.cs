@@ -1,0 +1,185 @@
+// What the layout tier compares: C expressions and our C# values for them. Constants are found by
+// reflection where our names are the kernel's names, so a constant added to the native layer is checked
+// without touching this file.
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Virtnet.Bpf;
+using Virtnet.Native;
+
+namespace Virtnet.Tests.Layout;
+
+internal static class LayoutChecks
+{
+    /// <summary>Macros newer than linux-libc-dev 6.1 (Debian 12): compared only where the headers have them.</summary>
+    private static readonly HashSet<string> s_newerMacros = ["TUN_F_USO4", "TUN_F_USO6", "VIRTIO_NET_HDR_GSO_UDP_L4"];
+
+    /// <summary>Names of enums new in Linux 6.6 (tcx): only the running kernel's BTF has them.</summary>
+    private static readonly HashSet<string> s_btfOnly = ["BPF_TCX_INGRESS", "BPF_TCX_EGRESS", "TCX_NEXT", "TCX_PASS", "TCX_DROP", "TCX_REDIRECT"];
+
+    /// <summary>#defines or anonymous enums: only the userspace headers have them (BTF holds no macros).</summary>
+    private static readonly HashSet<string> s_systemOnly = ["BPF_ANY", "BPF_PSEUDO_MAP_FD", "BPF_OBJ_NAME_LEN"];
+
+    public static readonly CCheck[] Tun =
+    [
+        new("sizeof(struct ifreq)", Unsafe.SizeOf<IfReqFlags>()),
+        new("offsetof(struct ifreq, ifr_name)", Off<IfReqFlags>(nameof(IfReqFlags.Name))),
+        new("offsetof(struct ifreq, ifr_flags)", Off<IfReqFlags>(nameof(IfReqFlags.Flags))),
+        new("sizeof(((struct ifreq *)0)->ifr_flags)", sizeof(short)),
+        .. Constants(typeof(Tun), _ => true),
+    ];
+
+    public static readonly CCheck[] Virtio =
+    [
+        new("sizeof(struct virtio_net_hdr)", Unsafe.SizeOf<VirtioNetHdr>()),
+        new("sizeof(struct virtio_net_hdr)", VirtioNetHdr.Size),
+        new("offsetof(struct virtio_net_hdr, flags)", Off<VirtioNetHdr>(nameof(VirtioNetHdr.Flags))),
+        new("offsetof(struct virtio_net_hdr, gso_type)", Off<VirtioNetHdr>(nameof(VirtioNetHdr.GsoType))),
+        new("offsetof(struct virtio_net_hdr, hdr_len)", Off<VirtioNetHdr>(nameof(VirtioNetHdr.HdrLen))),
+        new("offsetof(struct virtio_net_hdr, gso_size)", Off<VirtioNetHdr>(nameof(VirtioNetHdr.GsoSize))),
+        new("offsetof(struct virtio_net_hdr, csum_start)", Off<VirtioNetHdr>(nameof(VirtioNetHdr.CsumStart))),
+        new("offsetof(struct virtio_net_hdr, csum_offset)", Off<VirtioNetHdr>(nameof(VirtioNetHdr.CsumOffset))),
+        .. Constants(typeof(VirtioNetHdr), n => n.StartsWith("VIRTIO_", StringComparison.Ordinal)),
+    ];
+
+    public static readonly CCheck[] LibcAbi =
+    [
+        new("sizeof(struct pollfd)", Unsafe.SizeOf<PollFd>()),
+        new("offsetof(struct pollfd, fd)", Off<PollFd>(nameof(PollFd.Fd))),
+        new("offsetof(struct pollfd, events)", Off<PollFd>(nameof(PollFd.Events))),
+        new("offsetof(struct pollfd, revents)", Off<PollFd>(nameof(PollFd.REvents))),
+        new("sizeof(struct iovec)", Unsafe.SizeOf<IoVec>()),
+        new("offsetof(struct iovec, iov_base)", Off<IoVec>(nameof(IoVec.Base))),
+        new("offsetof(struct iovec, iov_len)", Off<IoVec>(nameof(IoVec.Length))),
+        new("__NR_bpf", Libc.SysBpf),
+        .. Constants(typeof(Libc), n => n.StartsWith("O_", StringComparison.Ordinal) || n.StartsWith("POLL", StringComparison.Ordinal)
+            || n.StartsWith("EFD_", StringComparison.Ordinal) || n.StartsWith("SOCK_", StringComparison.Ordinal)
+            || n.StartsWith("CLONE_", StringComparison.Ordinal) || n.StartsWith("PROT_", StringComparison.Ordinal)
+            || n.StartsWith("MAP_", StringComparison.Ordinal)),
+    ];
+
+    /// <summary>Every errno we name, except ENOTSUPP (524), which is kernel-internal (include/linux/errno.h) and in no uapi header.</summary>
+    public static readonly CCheck[] Errnos =
+    [
+        .. Enum.GetValues<Errno>().Where(e => e is not Errno.OK and not Errno.ENOTSUPP).Select(e => new CCheck(e.ToString(), (long)e)),
+    ];
+
+    public static readonly CCheck[] BpfCodes =
+    [
+        new("sizeof(struct bpf_insn)", Unsafe.SizeOf<BpfInsn>(), CHeaders.Both),
+        new("offsetof(struct bpf_insn, code)", Off<BpfInsn>(nameof(BpfInsn.Code)), CHeaders.Both),
+        new("offsetof(struct bpf_insn, off)", Off<BpfInsn>(nameof(BpfInsn.Offset)), CHeaders.Both),
+        new("offsetof(struct bpf_insn, imm)", Off<BpfInsn>(nameof(BpfInsn.Imm)), CHeaders.Both),
+        new("offsetof(struct __sk_buff, len)", Programs.SkBuffLenOffset, CHeaders.Both),
+        .. Constants(typeof(BpfCode), _ => true, CHeaders.System),
+        .. Enum.GetValues<BpfHelper>().Select(h => new CCheck("BPF_FUNC_" + Snake(h.ToString()), (long)h, CHeaders.Both)),
+        .. Constants(typeof(Libc), n => n.StartsWith("BPF_", StringComparison.Ordinal) || n.StartsWith("TCX_", StringComparison.Ordinal)),
+    ];
+
+    public static readonly CCheck[] BpfAttr =
+    [
+        // BPF_MAP_CREATE
+        .. Fields<BpfAttrMapCreate>("union bpf_attr", CHeaders.Both,
+            ("map_type", "MapType"), ("key_size", "KeySize"), ("value_size", "ValueSize"), ("max_entries", "MaxEntries"),
+            ("map_flags", "MapFlags"), ("inner_map_fd", "InnerMapFd"), ("numa_node", "NumaNode"), ("map_name", "MapName"),
+            ("map_ifindex", "MapIfindex")),
+        new("END(union bpf_attr, map_ifindex)", Unsafe.SizeOf<BpfAttrMapCreate>(), CHeaders.Both),
+
+        // BPF_MAP_LOOKUP_ELEM
+        .. Fields<BpfAttrMapElem>("union bpf_attr", CHeaders.Both, ("map_fd", "MapFd"), ("key", "Key"), ("value", "Value"), ("flags", "Flags")),
+        new("END(union bpf_attr, flags)", Unsafe.SizeOf<BpfAttrMapElem>(), CHeaders.Both),
+
+        // BPF_PROG_LOAD
+        .. Fields<BpfAttrProgLoad>("union bpf_attr", CHeaders.Both,
+            ("prog_type", "ProgType"), ("insn_cnt", "InsnCnt"), ("insns", "Insns"), ("license", "License"),
+            ("log_level", "LogLevel"), ("log_size", "LogSize"), ("log_buf", "LogBuf"), ("kern_version", "KernVersion"),
+            ("prog_flags", "ProgFlags"), ("prog_name", "ProgName"), ("prog_ifindex", "ProgIfindex"),
+            ("expected_attach_type", "ExpectedAttachType")),
+        new("END(union bpf_attr, expected_attach_type)", Unsafe.SizeOf<BpfAttrProgLoad>(), CHeaders.Both),
+        new("MEMBER_SIZE(union bpf_attr, prog_name)", Libc.BPF_OBJ_NAME_LEN, CHeaders.Both),
+
+        // BPF_PROG_GET_FD_BY_ID
+        .. Fields<BpfAttrGetId>("union bpf_attr", CHeaders.Both, ("prog_id", "ProgId"), ("next_id", "NextId"), ("open_flags", "OpenFlags")),
+        new("END(union bpf_attr, open_flags)", Unsafe.SizeOf<BpfAttrGetId>(), CHeaders.Both),
+
+        // BPF_OBJ_GET_INFO_BY_FD
+        .. Fields<BpfAttrObjGetInfo>("union bpf_attr", CHeaders.Both, ("info.bpf_fd", "BpfFd"), ("info.info_len", "InfoLen"), ("info.info", "Info")),
+        new("MEMBER_SIZE(union bpf_attr, info)", Unsafe.SizeOf<BpfAttrObjGetInfo>(), CHeaders.Both),
+
+        // BPF_PROG_QUERY: revision, link_ids and link_attach_flags are Linux 6.6 (tcx).
+        .. Fields<BpfAttrQuery>("union bpf_attr", CHeaders.Both,
+            ("query.target_fd", "TargetIfindex"), ("query.attach_type", "AttachType"), ("query.query_flags", "QueryFlags"),
+            ("query.attach_flags", "AttachFlags"), ("query.prog_ids", "ProgIds"), ("query.prog_cnt", "ProgCnt"),
+            ("query.prog_attach_flags", "ProgAttachFlags")),
+        .. Fields<BpfAttrQuery>("union bpf_attr", CHeaders.Btf,
+            ("query.target_ifindex", "TargetIfindex"), ("query.count", "ProgCnt"), ("query.link_ids", "LinkIds"),
+            ("query.link_attach_flags", "LinkAttachFlags"), ("query.revision", "Revision")),
+        new("MEMBER_SIZE(union bpf_attr, query)", Unsafe.SizeOf<BpfAttrQuery>(), CHeaders.Btf),
+
+        // BPF_LINK_CREATE with the tcx member (Linux 6.6)
+        .. Fields<BpfAttrLinkCreateTcx>("union bpf_attr", CHeaders.Both,
+            ("link_create.prog_fd", "ProgFd"), ("link_create.target_ifindex", "TargetIfindex"),
+            ("link_create.attach_type", "AttachType"), ("link_create.flags", "Flags")),
+        .. Fields<BpfAttrLinkCreateTcx>("union bpf_attr", CHeaders.Btf,
+            ("link_create.tcx.relative_fd", "TcxRelativeFd"), ("link_create.tcx.expected_revision", "TcxExpectedRevision")),
+        new("END(union bpf_attr, link_create.tcx.expected_revision)", Unsafe.SizeOf<BpfAttrLinkCreateTcx>(), CHeaders.Btf),
+
+        // struct bpf_prog_info, up to ifindex and the bit-field word after it
+        .. Fields<BpfProgInfo>("struct bpf_prog_info", CHeaders.Both,
+            ("type", "Type"), ("id", "Id"), ("tag", "Tag"), ("jited_prog_len", "JitedProgLen"), ("xlated_prog_len", "XlatedProgLen"),
+            ("jited_prog_insns", "JitedProgInsns"), ("xlated_prog_insns", "XlatedProgInsns"), ("load_time", "LoadTime"),
+            ("created_by_uid", "CreatedByUid"), ("nr_map_ids", "NrMapIds"), ("map_ids", "MapIds"), ("name", "Name"),
+            ("ifindex", "Ifindex")),
+        new("offsetof(struct bpf_prog_info, netns_dev)", Unsafe.SizeOf<BpfProgInfo>(), CHeaders.Both),
+    ];
+
+    private static readonly CCheck[] s_all = [.. Tun, .. Virtio, .. LibcAbi, .. Errnos, .. BpfCodes, .. BpfAttr];
+
+    public static IReadOnlyList<CCheck> All() => s_all;
+
+    private static long Off<T>(string field) => Marshal.OffsetOf<T>(field).ToInt64();
+
+    private static IEnumerable<CCheck> Fields<T>(string cType, CHeaders headers, params (string C, string CSharp)[] fields)
+        => fields.Select(f => new CCheck($"offsetof({cType}, {f.C})", Off<T>(f.CSharp), headers));
+
+    /// <summary>The const fields of a type whose names pass the filter, each checked against the C name of the same spelling.</summary>
+    private static IEnumerable<CCheck> Constants(Type type, Func<string, bool> filter, CHeaders? headers = null)
+        => type.GetFields(BindingFlags.Public | BindingFlags.Static)
+            .Where(f => f.IsLiteral && filter(f.Name))
+            .Select(f => new CCheck(
+                f.Name,
+                ToLong(f.GetRawConstantValue()!),
+                headers ?? (s_btfOnly.Contains(f.Name) ? CHeaders.Btf : s_systemOnly.Contains(f.Name) ? CHeaders.System : HeadersOf(f.Name)),
+                s_newerMacros.Contains(f.Name) ? f.Name : null));
+
+    // Enums of linux/bpf.h are in both; everything else in the TAP/libc headers is a macro.
+    private static CHeaders HeadersOf(string name)
+        => name.StartsWith("BPF_", StringComparison.Ordinal) ? CHeaders.Both : CHeaders.System;
+
+    /// <summary>C's view of our constant: short flags such as IFF_TUN_EXCL (0x8000) are unsigned there.</summary>
+    private static long ToLong(object value) => value switch
+    {
+        short s => (ushort)s,
+        nuint u => (long)(ulong)u,
+        nint n => n,
+        ulong u => (long)u,
+        _ => Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>MapLookupElem → map_lookup_elem, GetPrandomU32 → get_prandom_u32.</summary>
+    private static string Snake(string pascal)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (char c in pascal)
+        {
+            if (char.IsUpper(c) && sb.Length > 0)
+            {
+                sb.Append('_');
+            }
+
+            sb.Append(char.ToLowerInvariant(c));
+        }
+
+        return sb.ToString();
+    }
+}
