@@ -325,7 +325,7 @@ measure_pps() {
   # trafgen's own count of frames it handed to the kernel: "N packets outgoing".
   sent="$(sed -nE 's/^[[:space:]]*([0-9]+) packets outgoing.*/\1/p' "$tlog" | tail -1)"
   putf "$lib/pps.jq" --argjson b "$b" --argjson w0 "$w0" --argjson w1 "$w1" --argjson a "$a" --argjson sent "${sent:-null}" \
-    --arg rx "$rxdev" --arg pump "$(pump_name)"
+    --arg rx "$rxdev" --arg pump "$(pump_name)" --arg cfg "$cfg"
 }
 
 mac_bytes() { echo "0x${1//:/, 0x}"; }
