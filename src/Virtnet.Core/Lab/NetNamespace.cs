@@ -3,8 +3,10 @@
 // demo lab leave nothing behind even on SIGKILL.
 //
 // Pitfall (see docs/kernel-notes.md): a thread inherits the namespace of the thread that creates it. Work runs on
-// a fresh dedicated thread that switches with setns(2) and is never reused, so the thread pool and the socket
-// engine are never born inside a lab namespace. Callbacks passed to Run must not await or start timers.
+// a fresh dedicated thread that switches with setns(2) and is never reused, and the runtime's lazily started
+// threads (the thread pool, and the socket engine, which merely constructing a Socket starts on .NET 10) are
+// started from the caller's namespace first, so none is born inside a lab namespace and keeps it alive.
+// Callbacks passed to Run must not await or start timers.
 using Virtnet.Native;
 
 namespace Virtnet.Lab;
@@ -68,6 +70,8 @@ public sealed class NetNamespace : IDisposable
     /// </summary>
     public T Run<T>(Func<T> action)
     {
+        // The runtime's lazily started threads (thread pool, socket engine) must be born out here, not inside.
+        RuntimeThreads.Start();
         T? result = default;
         Exception? error = null;
         var thread = new Thread(() =>
