@@ -37,7 +37,7 @@ usage: sudo bench/run.sh [options]
   --reps N           repetitions of every configuration (default 5; at least 3 for a spread)
   --time S           seconds per TCP direction and for the small-packet window (default 4)
   --configs LIST     comma-separated subset of direct,macvlan,kernel,user (default all; direct is the reference)
-  --soak FRAMES      also run a soak of FRAMES 64-byte frames through the user datapath and report its GC counts
+  --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
   --out FILE         where to write the JSON (default bench/results/latest.json)
   --table FILE       print the table of an existing results file and exit
 EOF
@@ -131,6 +131,19 @@ proc_ticks() { # pid -> utime+stime in clock ticks (0 without a process)
   fi
 }
 
+thread_ticks() { # pid -> JSON object {thread name: clock ticks}, summed by name (the datapath workers are named)
+  if [ -n "${1:-}" ] && [ -d "/proc/$1/task" ]; then
+    awk '{
+        l = index($0, "("); r = 0
+        for (i = length($0); i > 0; i--) if (substr($0, i, 1) == ")") { r = i; break }
+        name = substr($0, l + 1, r - l - 1); split(substr($0, r + 2), f, " ")
+        gsub(/["\\]/, "", name); t[name] += f[12] + f[13]
+      } END { printf "{"; sep = ""; for (n in t) { printf "%s\"%s\": %d", sep, n, t[n]; sep = ", " } print "}" }' /proc/"$1"/task/*/stat 2>/dev/null || echo '{}'
+  else
+    echo '{}'
+  fi
+}
+
 host_busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 
 softnet_drops() {
@@ -144,17 +157,18 @@ nft_delivered() { # ns -> packets counted by the test-frame rule
 }
 
 snapshot() { # gen host vnpid -> JSON
-  local gen="$1" host="$2" pid="${3:-}" t nft links_h links_g vn hb sd
+  local gen="$1" host="$2" pid="${3:-}" t nft links_h links_g vn hb sd th
   t="$(date +%s.%N)"
   nft="$(nft_delivered "$host")"
   vn="$(proc_ticks "$pid")"
+  th="$(thread_ticks "$pid")"
   hb="$(host_busy_ticks)"
   sd="$(softnet_drops)"
   links_h="$(ip -n "$host" -s -j link show)"
   links_g="$(ip -n "$gen" -s -j link show)"
-  jq -nc --argjson t "$t" --argjson nft "$nft" --argjson vn "$vn" --argjson hb "$hb" --argjson sd "$sd" \
+  jq -nc --argjson t "$t" --argjson nft "$nft" --argjson vn "$vn" --argjson hb "$hb" --argjson sd "$sd" --argjson th "$th" \
     --argjson h "$links_h" --argjson g "$links_g" --argjson hz "$clk_tck" \
-    '{t: $t, nft: $nft, vn_cpu: ($vn / $hz), host_busy: ($hb / $hz), softnet_drops: $sd,
+    '{t: $t, nft: $nft, vn_cpu: ($vn / $hz), vn_threads: ($th | map_values(. / $hz)), host_busy: ($hb / $hz), softnet_drops: $sd,
       links: ([$h[] | {key: .ifname, value: .stats64}] + [$g[] | {key: .ifname, value: .stats64}] | from_entries)}'
 }
 
@@ -297,17 +311,7 @@ measure_tcp() { # name reverse-flag
 
 measure_pps() {
   local cfgfile="$work/udp64.cfg" tlog="$work/trafgen-$cfg-$rep.log" b w0 w1 a tpid sent
-  # 64 bytes of frame (no FCS on a veth): Ethernet 14 + IPv4 20 + UDP 8 + 22 bytes of payload. UDP checksum 0
-  # (none, allowed on IPv4); the IPv4 header checksum is computed by trafgen.
-  {
-    echo "{"
-    echo "  $(mac_bytes "$rxmac"), $(mac_bytes "$gmac"), c16(0x0800),"
-    echo "  0x45, 0x00, c16(50), c16(0), c16(0x4000), 64, 17, csumip(14, 33),"
-    echo "  10, 200, 50, 2,  10, 200, 50, 1,"
-    echo "  c16(9), c16(9), c16(30), c16(0),"
-    echo "  fill(0x00, 22)"
-    echo "}"
-  } >"$cfgfile"
+  write_frame_config "$cfgfile"
   b="$(snapshot "$gen" "$host" "$vn_pid")"
   # One generator process (-P 1, pinned by trafgen to CPU 0); leave the machine's socket memory and IRQ
   # affinity alone (trafgen would otherwise write global sysctls).
@@ -329,6 +333,20 @@ measure_pps() {
 }
 
 mac_bytes() { echo "0x${1//:/, 0x}"; }
+
+write_frame_config() { # file — the trafgen description of the test frame, from rxmac (destination) and gmac
+  # 64 bytes of frame (no FCS on a veth): Ethernet 14 + IPv4 20 + UDP 8 + 22 bytes of payload. UDP checksum 0
+  # (none, allowed on IPv4); the IPv4 header checksum is computed by trafgen.
+  {
+    echo "{"
+    echo "  $(mac_bytes "$rxmac"), $(mac_bytes "$gmac"), c16(0x0800),"
+    echo "  0x45, 0x00, c16(50), c16(0), c16(0x4000), 64, 17, csumip(14, 33),"
+    echo "  10, 200, 50, 2,  10, 200, 50, 1,"
+    echo "  c16(9), c16(9), c16(30), c16(0),"
+    echo "  fill(0x00, 22)"
+    echo "}"
+  } >"$1"
+}
 
 pump_name() { # the user datapath's private TAP, if there is one
   ip -n "$host" -j link show 2>/dev/null | jq -r '[.[] | select(.ifname | startswith("vnpump"))][0].ifname // ""'
@@ -430,7 +448,8 @@ main() {
   "$lib/table.sh" "$out"
 }
 
-# A long run of 64-byte frames through the user datapath: does steady state allocate? GC counts after N frames.
+# A long run of 64-byte frames through the user datapath: does steady state allocate? The generator runs until
+# the datapath has read FRAMES frames from the pump (its tx_packets), then the process's GC counts are read.
 run_soak() {
   cfg=user; rep=soak
   sample="$work/sample-soak.json"
@@ -438,22 +457,24 @@ run_soak() {
   log "soak: $soak_frames frames through the user datapath"
   make_lab soak
   if setup_config user 2>"$work/setup.err"; then
-    local cfgfile="$work/udp64.cfg" t0 t1
-    # Reuse the frame of the last small-packet phase: same addresses in every lab.
-    {
-      echo "{ $(mac_bytes "$rxmac"), $(mac_bytes "$gmac"), c16(0x0800),"
-      echo "  0x45, 0x00, c16(50), c16(0), c16(0x4000), 64, 17, csumip(14, 33), 10, 200, 50, 2, 10, 200, 50, 1,"
-      echo "  c16(9), c16(9), c16(30), c16(0), fill(0x00, 22) }"
-    } >"$cfgfile"
+    local cfgfile="$work/udp64.cfg" t0 t1 pump moved=0 tpid
+    write_frame_config "$cfgfile"
+    pump="$(pump_name)"
     t0="$(date +%s.%N)"
-    ip netns exec "$gen" trafgen -o vb -i "$cfgfile" -P 1 --no-sock-mem --notouch-irq -n "$soak_frames" >"$work/trafgen-soak.log" 2>&1 &
-    local tpid=$!
+    ip netns exec "$gen" trafgen -o vb -i "$cfgfile" -P 1 --no-sock-mem --notouch-irq >"$work/trafgen-soak.log" 2>&1 &
+    tpid=$!
     our_pids+=("$tpid")
-    wait "$tpid" || true
+    while [ "$moved" -lt "$soak_frames" ] && kill -0 "$tpid" 2>/dev/null; do
+      sleep 0.5
+      moved="$(ip -n "$host" -s -j link show "$pump" | jq '.[0].stats64.tx.packets')"
+    done
+    stop_pid "$tpid" INT
     forget_pid "$tpid"
     t1="$(date +%s.%N)"
     sleep 0.5
-    put '.soak_frames_sent = $n | .soak_seconds = $s' --argjson n "$soak_frames" --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')"
+    put '.soak_frames = $n | .soak_seconds = $s | .soak_pump = $p' --argjson n "$moved" \
+      --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')" \
+      --argjson p "$(ip -n "$host" -s -j link show "$pump" | jq -c '.[0].stats64')"
   else
     put '.errors += [$e]' --arg e "setup user: $(tail -3 "$work/setup.err" | tr '\n' ' ')"
   fi

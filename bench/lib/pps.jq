@@ -14,6 +14,12 @@ def d(f; $dev): delta(link($b; $dev); link($a; $dev); f);
 | .pps_offered = (delta(link($w0; "vb"); link($w1; "vb"); .tx.packets) / $dt)
 | .pps_vn_cpu_s = ($w1.vn_cpu - $w0.vn_cpu)
 | .pps_host_cpu_s = ($w1.host_busy - $w0.host_busy)
+# Per thread of the virtnet process, in % of one CPU over the window (the user datapath's workers are named
+# "virtnet Ingress" and "virtnet Egress"; everything else is summed as "other").
+| .pps_vn_threads_pct = (if ($w0.vn_threads | length) == 0 then null else
+    [$w1.vn_threads | to_entries[] | {name: (if (.key | startswith("virtnet ")) then .key else "other" end),
+                                      pct: ((.value - ($w0.vn_threads[.key] // 0)) / $dt * 100)}]
+    | group_by(.name) | map({key: .[0].name, value: (map(.pct) | add | . * 10 | round / 10)}) | from_entries end)
 | .pps_window_delivered = $win_delivered
 | .pps_window_seconds = $dt
 | ($a.nft - $b.nft) as $delivered

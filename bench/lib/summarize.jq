@@ -53,6 +53,10 @@ def derived:
             .[$m.key] = ([$mine[] | .[$m.key] // empty | select(type == "number")] as $v
               | if ($v | length) == 0 then null
                 else {median: ($v | median), min: ($v | min), max: ($v | max), n: ($v | length), samples: $v} end))),
+          # CPU of the virtnet process's threads during the small-packet window, % of one CPU, median per thread.
+          pps_vn_threads_pct: ([$mine[] | .pps_vn_threads_pct // empty] as $t
+            | if ($t | length) == 0 then null
+              else reduce ([$t[] | keys[]] | unique[]) as $k ({}; .[$k] = ([$t[] | .[$k] // 0] | median)) end),
           # The small-packet loss accounting, summed over repetitions.
           pps_loss: ([$mine[] | .pps_loss // empty] as $l
             | if ($l | length) == 0 then null
@@ -76,6 +80,6 @@ def derived:
                                 else .value.metrics.ping_avg_ms.median - $ref.ping_avg_ms.median end)
       | .value.ping_p99_added_ms = (if .value.metrics.ping_p99_ms == null or $ref.ping_p99_ms == null then null
                                 else .value.metrics.ping_p99_ms.median - $ref.ping_p99_ms.median end))),
-    soak: (if $soak == null then null else ($soak | derived | {frames_sent: .soak_frames_sent, seconds: .soak_seconds, vn, errors}) end),
+    soak: (if $soak == null then null else ($soak | {frames_through_pump: .soak_frames, seconds: .soak_seconds, pump: .soak_pump, vn, errors}) end),
     samples: .
   }

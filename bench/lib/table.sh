@@ -69,8 +69,11 @@ jq -r '
   END { for (r = 1; r <= rows; r++) { line = sprintf("%-*s", w[1], c[r, 1]); for (i = 2; i <= n; i++) line = line sprintf("  %*s", w[i], c[r, i]); print line } }'
 
 jq -r '
+  ([.configs | to_entries[] | select(.value.pps_vn_threads_pct != null)
+    | "  \(.key): " + (.value.pps_vn_threads_pct | to_entries | map("\(.key) \(.value)%") | join(", "))] as $t
+   | if ($t | length) > 0 then "\nvirtnet threads during the UDP window (median, % of one CPU):\n" + ($t | join("\n")) else empty end),
   (if .soak != null then
-    "\nsoak: \(.soak.frames_sent) frames through the user datapath in \(.soak.seconds) s: virtnet moved \((.soak.vn.ingress_frames // 0) + (.soak.vn.egress_frames // 0)) frames, gc \(.soak.vn.gc_gen0)/\(.soak.vn.gc_gen1)/\(.soak.vn.gc_gen2) (gen0/gen1/gen2), peak rss \(.soak.vn.peak_rss_mb) MB, cpu \(.soak.vn.cpu_s) s"
+    "\nsoak: \(.soak.frames_through_pump) 64-byte frames read from the pump by the user datapath in \(.soak.seconds) s (\(.soak.pump.tx.dropped) more dropped at the full pump ring); the process moved \((.soak.vn.ingress_frames // 0) + (.soak.vn.egress_frames // 0)) frames in all: gc \(.soak.vn.gc_gen0)/\(.soak.vn.gc_gen1)/\(.soak.vn.gc_gen2) (gen0/gen1/gen2), peak rss \(.soak.vn.peak_rss_mb) MB, cpu \(.soak.vn.cpu_s) s"
    else empty end),
   ([.configs | to_entries[] | select((.value.errors | length) > 0) | "\(.key): \(.value.errors | unique | join("; "))"] as $e
    | if ($e | length) > 0 then "\nerrors:\n  " + ($e | join("\n  ")) else empty end)
