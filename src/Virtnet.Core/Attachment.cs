@@ -108,8 +108,6 @@ public sealed class Attachment : IDisposable
         rtnl.SetMac(virt.Index, mac);
         rtnl.SetMtu(virt.Index, real.Mtu);
         tap.SetCarrier(real.Carrier);
-        rtnl.SetUp(virt.Index, true);
-        virt = rtnl.GetLink(virt.Index);
 
         // A MAC the real device does not own must still get through its receive filter.
         FileDescriptor? membership = null;
@@ -122,6 +120,10 @@ public sealed class Attachment : IDisposable
             ? KernelDatapath.Create(real.Index, real.Name, virt.Index, virt.Name)
             : UserDatapath.Create(rtnl, real, tap, options.Handlers);
         cleanup.Add(datapath);
+
+        // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out.
+        rtnl.SetUp(virt.Index, true);
+        virt = rtnl.GetLink(virt.Index);
         cleanup.Commit();
         return new Attachment(rtnl, real, tap, virt, datapath, membership);
     }

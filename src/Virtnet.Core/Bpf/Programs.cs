@@ -9,12 +9,42 @@ public static class Programs
     /// <summary>offsetof(struct __sk_buff, len): the frame's length including the link-layer header at tc/tcx.</summary>
     public const short SkBuffLenOffset = 0;
 
+    /// <summary>offsetof(struct __sk_buff, pkt_type).</summary>
+    public const short SkBuffPktTypeOffset = 4;
+
+    /// <summary>linux/if_packet.h PACKET_LOOPBACK: a copy of a frame this host itself sent (dev_loopback_xmit).</summary>
+    public const int PACKET_LOOPBACK = 5;
+
     /// <summary>
     /// Counts the frame in counters[key] (frames += 1, bytes += skb->len), then returns
     /// bpf_redirect(ifindex, flags) (TCX_REDIRECT). flags 1 = BPF_F_INGRESS.
     /// </summary>
     public static BpfInsn[] CountAndRedirect(CounterMap counters, int key, int ifindex, ulong flags)
         => CountAndRedirect(counters.Handle.Fd, key, ifindex, flags);
+
+    /// <summary>
+    /// For a real device's ingress: like <see cref="CountAndRedirect(CounterMap, int, int, ulong)"/>, but frames
+    /// the real device's own stack looped back to itself (skb->pkt_type == PACKET_LOOPBACK: its multicast sent with
+    /// loopback on, e.g. its own MLD reports) are left alone (TCX_NEXT). They never came from the wire, so they
+    /// must not appear on the virtual device.
+    /// </summary>
+    public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags)
+    {
+        var asm = new BpfAssembler();
+        var take = asm.DefineLabel();
+        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
+           .JneImm(BpfReg.R2, PACKET_LOOPBACK, take)
+           .MovImm(BpfReg.R0, Libc.TCX_NEXT)
+           .Exit()
+           .Mark(take);
+        if (counters is not null)
+        {
+            EmitCount(asm, counters.Handle.Fd, key);
+        }
+
+        EmitRedirect(asm, ifindex, flags);
+        return asm.ToArray();
+    }
 
     /// <summary>
     /// The instructions, for a map fd:
@@ -38,6 +68,13 @@ public static class Programs
     internal static BpfInsn[] CountAndRedirect(int mapFd, int key, int ifindex, ulong flags)
     {
         var asm = new BpfAssembler();
+        EmitCount(asm, mapFd, key);
+        EmitRedirect(asm, ifindex, flags);
+        return asm.ToArray();
+    }
+
+    private static void EmitCount(BpfAssembler asm, int mapFd, int key)
+    {
         var redirect = asm.DefineLabel();
         asm.MovReg(BpfReg.R6, BpfReg.R1)
            .LdxW(BpfReg.R7, BpfReg.R6, SkBuffLenOffset)
@@ -54,8 +91,6 @@ public static class Programs
            .AddReg(BpfReg.R1, BpfReg.R7)
            .StxDW(BpfReg.R0, BpfReg.R1, 8)
            .Mark(redirect);
-        EmitRedirect(asm, ifindex, flags);
-        return asm.ToArray();
     }
 
     /// <summary>return bpf_redirect(ifindex, flags): mov r1, ifindex; mov r2, flags; call 23; exit.</summary>

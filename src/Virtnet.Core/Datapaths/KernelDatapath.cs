@@ -2,6 +2,7 @@
 // RX_HANDLER_ANOTHER and an ndo_start_xmit that calls dev_queue_xmit. No copy, no process on the path.
 //
 //   wire -> real --[tcx ingress: count, bpf_redirect(virt, BPF_F_INGRESS)]--> virt receive -> stack
+//   (frames the real device's own stack loops back to itself, PACKET_LOOPBACK, stay on the real device)
 //   stack -> virt transmit --[tcx egress: count, bpf_redirect(real, 0)]--> real transmit -> wire
 //
 // The links are never pinned: when this process dies, the kernel closes the fds and detaches both programs.
@@ -39,7 +40,7 @@ public sealed class KernelDatapath : IDatapath
     {
         using var cleanup = new Cleanup();
         var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 2));
-        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Ingress, virtIndex, 1), realName));
+        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, virtIndex, 1), realName));
         var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), virtName));
         var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, virtIndex, virtName, TcxDirection.Egress));
         var ingressLink = cleanup.Add(TcxLink.Attach(ingressProgram, realIndex, realName, TcxDirection.Ingress));

@@ -77,7 +77,7 @@ public sealed class UserDatapath : IDatapath
         var egress = new Worker(Direction.Egress, virt.Handle, pump.Handle, stop, handlerArray, pump.Handle, virt.Handle);
 
         var pumpProgram = cleanup.Add(BpfProgram.LoadSchedCls(PumpProgramName, Programs.Redirect(real.Index, 0), pump.Name));
-        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.Redirect(pumpLink.Index, 0), real.Name));
+        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(null, 0, pumpLink.Index, 0), real.Name));
 
         // Workers first, then the way out, then the way in: no frame is taken before something reads it.
         ingress.Start();

@@ -28,6 +28,22 @@ public class ProgramsTests
     }
 
     [Fact]
+    public void TakeIngress_WithoutCounters_LeavesLoopbackCopiesAlone()
+    {
+        var program = Programs.TakeIngress(counters: null, key: 0, ifindex: 5, flags: 0);
+        Assert.Equal(
+            "6112040000000000" +   // r2 = *(u32 *)(r1 + 4)   skb->pkt_type
+            "5502020005000000" +   // if r2 != PACKET_LOOPBACK goto +2
+            "b7000000ffffffff" +   // r0 = TCX_NEXT (-1)
+            "9500000000000000" +   // exit
+            "b701000005000000" +   // r1 = 5
+            "b702000000000000" +   // r2 = 0
+            "8500000017000000" +   // call bpf_redirect
+            "9500000000000000",    // exit
+            Hex(program));
+    }
+
+    [Fact]
     public void Drop_ReturnsTcxDrop()
     {
         Assert.Equal("b700000002000000" + "9500000000000000", Hex(Programs.Drop()));

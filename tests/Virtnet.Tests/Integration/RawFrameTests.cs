@@ -1,0 +1,117 @@
+// Frame-level contract with raw frames (AF_PACKET): every frame arriving on the real device appears on the
+// virtual device, and every frame sent on the virtual device leaves through the real one: each exactly once,
+// byte for byte, whatever its destination (ours, broadcast, multicast, someone else's); and nothing else appears.
+using System.Buffers.Binary;
+using Virtnet.Tests.Infrastructure;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Virtnet.Tests.Integration;
+
+public class RawFrameTests(ITestOutputHelper output)
+{
+    private const int X = 11;
+    private const int Frames = 100;
+    private const ushort ExperimentalEtherType = 0x88B5;
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Ingress_BurstOfRawFrames_EachAppearsOnVirtualOnceUnchanged(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fri{datapath[0]}", X, output);
+        lab.Attach(datapath, "--mac", "random");
+        Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Virtual);
+
+        AssertBurst(lab, lab.B, Lab.Peer, lab.A, Lab.Virtual, Net.MacBytes(lab.A, Lab.Virtual), [Net.MacBytes(lab.B, Lab.Peer)]);
+    }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Egress_BurstOfRawFrames_EachLeavesThroughRealOnceUnchanged(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fre{datapath[0]}", X, output);
+        lab.Attach(datapath, "--mac", "random");
+        Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Virtual);
+
+        // What reaches vb comes from virtnet0, or from va's own stack (its IPv6 link-local chatter).
+        AssertBurst(lab, lab.A, Lab.Virtual, lab.B, Lab.Peer, Net.MacBytes(lab.B, Lab.Peer), [Net.MacBytes(lab.A, Lab.Virtual), Net.MacBytes(lab.A, Lab.Real)]);
+    }
+
+    private void AssertBurst(Lab lab, TestNetns fromNs, string fromDev, TestNetns toNs, string toDev, byte[] receiverMac, byte[][] allowedSources)
+    {
+        byte[] src = Net.MacBytes(fromNs, fromDev);
+        byte[][] destinations =
+        [
+            receiverMac,
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            [0x01, 0x00, 0x5e, 0x00, 0x00, 0x42],
+            [0x02, 0x11, 0x22, 0x33, 0x44, 0x55],
+        ];
+        var tag = Guid.NewGuid().ToByteArray();
+        var sent = new List<byte[]>();
+        for (int i = 0; i < Frames; i++)
+        {
+            var frame = new byte[14 + 16 + 4 + (i * 13 % 1400) + 20];
+            destinations[i % destinations.Length].CopyTo(frame, 0);
+            src.CopyTo(frame, 6);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), ExperimentalEtherType);
+            tag.CopyTo(frame, 14);
+            BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(30), i);
+            new Random(i).NextBytes(frame.AsSpan(34));
+            sent.Add(frame);
+        }
+
+        using var capture = PacketSocket.Open(toNs, toDev);
+        using var sender = PacketSocket.Open(fromNs, fromDev);
+        foreach (var frame in sent)
+        {
+            sender.Send(frame);
+        }
+
+        bool Ours(PacketSocket.Captured c) => c.Data.Length >= 34 && c.Data.AsSpan(14, 16).SequenceEqual(tag);
+        var captured = capture.Capture(c => false, deadline: TimeSpan.FromSeconds(2), settle: TimeSpan.Zero);
+        var ours = captured.Where(Ours).ToList();
+        var others = captured.Where(c => !Ours(c)).ToList();
+        output.WriteLine($"{fromDev} -> {toDev}: sent {Frames}, captured {ours.Count} of ours and {others.Count} other frames");
+
+        var seen = new int[Frames];
+        foreach (var c in ours)
+        {
+            int i = BinaryPrimitives.ReadInt32BigEndian(c.Data.AsSpan(30));
+            Assert.InRange(i, 0, Frames - 1);
+            seen[i]++;
+            Assert.True(c.Data.AsSpan().SequenceEqual(sent[i]), $"frame {i} ({sent[i].Length} bytes to {Convert.ToHexString(sent[i], 0, 6)}) arrived changed: {c.Data.Length} bytes {Convert.ToHexString(c.Data.AsSpan(0, Math.Min(40, c.Data.Length)))}");
+        }
+
+        var missing = Enumerable.Range(0, Frames).Where(i => seen[i] == 0).ToList();
+        var doubled = Enumerable.Range(0, Frames).Where(i => seen[i] > 1).ToList();
+        Assert.True(missing.Count == 0, $"{missing.Count} of {Frames} frames never appeared on {toDev}: {string.Join(',', missing.Take(20))} (destinations by i % 4: ours, broadcast, multicast, foreign)");
+        Assert.True(doubled.Count == 0, $"frames appeared more than once on {toDev}: {string.Join(',', doubled.Take(20))}");
+        var macs = new Dictionary<string, string>
+        {
+            ["va"] = Convert.ToHexString(Net.MacBytes(lab.A, Lab.Real)),
+            ["vb"] = Convert.ToHexString(Net.MacBytes(lab.B, Lab.Peer)),
+            ["virtnet0"] = Convert.ToHexString(Net.MacBytes(lab.A, Lab.Virtual)),
+        };
+        string Who(ReadOnlySpan<byte> mac)
+        {
+            string hex = Convert.ToHexString(mac);
+            return macs.FirstOrDefault(kv => kv.Value == hex).Key ?? hex;
+        }
+
+        foreach (var c in others)
+        {
+            output.WriteLine($"other frame on {toDev} from {Who(c.Data.AsSpan(6, 6))}: {Convert.ToHexString(c.Data.AsSpan(0, Math.Min(80, c.Data.Length)))}");
+        }
+
+        foreach (var c in others)
+        {
+            Assert.True(c.Data.Length >= 12 && allowedSources.Any(m => c.Data.AsSpan(6, 6).SequenceEqual(m)),
+                $"a frame from {Who(c.Data.AsSpan(6, 6))} appeared on {toDev} (only {string.Join(", ", allowedSources.Select(m => Who(m)))} may send there): {Convert.ToHexString(c.Data.AsSpan(0, Math.Min(80, c.Data.Length)))}");
+        }
+    }
+}
