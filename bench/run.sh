@@ -2,7 +2,7 @@
 # The virtnet benchmark: one command, one run, the configurations interleaved so that machine noise cancels.
 #
 #   sudo ./bench/run.sh                 # 5 repetitions x 4 configurations, ~7 minutes
-#   sudo ./bench/run.sh --quick         # 1 repetition, 2 s phases: a smoke run (~1.5 minutes)
+#   sudo ./bench/run.sh --quick         # 1 repetition, 2 s phases: a smoke run (~1 minute)
 #   ./bench/run.sh --table FILE.json    # print the table of an earlier run again
 #
 # Every repetition builds each configuration from scratch in two fresh network namespaces (GEN and HOST, unique
