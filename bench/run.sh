@@ -1,0 +1,486 @@
+#!/usr/bin/env bash
+# The virtnet benchmark: one command, one run, the configurations interleaved so that machine noise cancels.
+#
+#   sudo ./bench/run.sh                 # 5 repetitions x 4 configurations, ~7 minutes
+#   sudo ./bench/run.sh --quick         # 1 repetition, 2 s phases: a smoke run (~1 minute)
+#   ./bench/run.sh --table FILE.json    # print the table of an earlier run again
+#
+# Every repetition builds each configuration from scratch in two fresh network namespaces (GEN and HOST, unique
+# names, devices born inside them), measures ping latency, TCP each way and the 64-byte UDP rate, and tears it
+# all down. The order of the configurations rotates from one repetition to the next. The method, the figures
+# and how drops are explained: docs/benchmarks.md.
+#
+# Needs root, iproute2, iperf3, trafgen (netsniff-ng), nft (nftables), ping, jq, awk, and the .NET SDK for the
+# virtnet configurations. Nothing is touched outside the namespaces this script makes: no device, address, route
+# or sysctl of the root namespace, no global sysctl (trafgen runs with --no-sock-mem --notouch-irq so it leaves
+# socket memory and IRQ affinity alone). On exit, even on failure or Ctrl-C, it kills only the processes it started (by PID) and
+# deletes only its own namespaces.
+set -euo pipefail
+shopt -s lastpipe
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+lib="$here/lib"
+
+reps=5
+secs=4
+ping_count=300
+configs="direct macvlan kernel user"
+out="$here/results/latest.json"
+table_only=""
+soak_frames=0
+
+usage() {
+  cat <<'EOF'
+usage: sudo bench/run.sh [options]
+  --quick            1 repetition, 2 s phases, 100 pings (a smoke run)
+  --reps N           repetitions of every configuration (default 5; at least 3 for a spread)
+  --time S           seconds per TCP direction and for the small-packet window (default 4)
+  --configs LIST     comma-separated subset of direct,macvlan,kernel,user (default all; direct is the reference)
+  --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
+  --out FILE         where to write the JSON (default bench/results/latest.json)
+  --table FILE       print the table of an existing results file and exit
+EOF
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) reps=1; secs=2; ping_count=100 ;;
+    --reps) reps="$2"; shift ;;
+    --time) secs="$2"; shift ;;
+    --configs) configs="${2//,/ }"; shift ;;
+    --soak) soak_frames="$2"; shift ;;
+    --out) out="$2"; shift ;;
+    --table) table_only="$2"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ -n "$table_only" ]; then
+  exec "$lib/table.sh" "$table_only"
+fi
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, trafgen, BPF); run: sudo $0"
+for tool in ip iperf3 trafgen nft ping jq awk; do
+  command -v "$tool" >/dev/null || die "$tool not found; on Debian/Ubuntu: apt-get install -y iproute2 iperf3 netsniff-ng nftables iputils-ping jq gawk"
+done
+[[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "--reps wants a positive integer"
+[[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "--time wants a positive integer number of seconds"
+for c in $configs; do
+  case "$c" in direct|macvlan|kernel|user) ;; *) die "unknown configuration '$c'; use direct, macvlan, kernel, user" ;; esac
+done
+[[ " $configs " == *" direct "* ]] || die "the direct configuration is the reference for every ratio; keep it in --configs"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bookkeeping: everything we start or make, so the trap can undo exactly that.
+run_id="$(printf '%04x%04x' $$ $RANDOM)"
+work="$(mktemp -d /tmp/vnb-"$run_id".XXXXXX)"
+declare -a our_pids=()
+declare -a our_ns=()
+
+stop_pid() { # pid [signal] — ask politely, then insist. Only ever a PID this script started, and that process's
+  # own direct children (trafgen forks one sender per CPU, and each sender stops only on its own signal; in a
+  # terminal ^C would reach the whole group).
+  local pid="$1" sig="${2:-TERM}" i kids
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kids="$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ' || true)"
+  [ -n "$kids" ] && kill -"$sig" $kids 2>/dev/null
+  kill -"$sig" "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    [ -n "$kids" ] && kill -KILL $kids 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+forget_pid() { local p="$1" keep=() x; for x in "${our_pids[@]}"; do [ "$x" = "$p" ] || keep+=("$x"); done; our_pids=("${keep[@]}"); }
+
+delete_ns() { local ns="$1" keep=() x; ip netns del "$ns" 2>/dev/null || true; for x in "${our_ns[@]}"; do [ "$x" = "$ns" ] || keep+=("$x"); done; our_ns=("${keep[@]}"); }
+
+cleanup() {
+  local pid ns
+  for pid in "${our_pids[@]}"; do stop_pid "$pid"; done
+  for ns in "${our_ns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo; log "interrupted; cleaning up"; exit 130' INT
+trap 'log "terminated; cleaning up"; exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------------------------
+# Counters. A snapshot is one JSON object: monotonic time, the nft counter of delivered test frames, the link
+# statistics of both namespaces, the virtnet process's CPU ticks, the machine's busy CPU ticks and the
+# machine-wide backlog drops (softnet_stat column 2).
+clk_tck="$(getconf CLK_TCK)"
+
+proc_ticks() { # pid -> utime+stime in clock ticks (0 without a process)
+  if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
+    # The command name (field 2) may hold spaces: cut after its closing parenthesis.
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+  else
+    echo 0
+  fi
+}
+
+thread_ticks() { # pid -> JSON object {thread name: clock ticks}, summed by name (the datapath workers are named)
+  if [ -n "${1:-}" ] && [ -d "/proc/$1/task" ]; then
+    awk '{
+        l = index($0, "("); r = 0
+        for (i = length($0); i > 0; i--) if (substr($0, i, 1) == ")") { r = i; break }
+        name = substr($0, l + 1, r - l - 1); split(substr($0, r + 2), f, " ")
+        gsub(/["\\]/, "", name); t[name] += f[12] + f[13]
+      } END { printf "{"; sep = ""; for (n in t) { printf "%s\"%s\": %d", sep, n, t[n]; sep = ", " } print "}" }' /proc/"$1"/task/*/stat 2>/dev/null || echo '{}'
+  else
+    echo '{}'
+  fi
+}
+
+host_busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+
+softnet_drops() {
+  local total=0 line
+  while read -r _ d _; do total=$((total + 16#$d)); done </proc/net/softnet_stat
+  echo "$total"
+}
+
+nft_delivered() { # ns -> packets counted by the test-frame rule
+  ip netns exec "$1" nft list chain inet vnb pre 2>/dev/null | awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") {print $(i + 1); exit}}' | { read -r n || true; echo "${n:-0}"; }
+}
+
+snapshot() { # gen host vnpid -> JSON
+  local gen="$1" host="$2" pid="${3:-}" t nft links_h links_g vn hb sd th
+  t="$(date +%s.%N)"
+  nft="$(nft_delivered "$host")"
+  vn="$(proc_ticks "$pid")"
+  th="$(thread_ticks "$pid")"
+  hb="$(host_busy_ticks)"
+  sd="$(softnet_drops)"
+  links_h="$(ip -n "$host" -s -j link show)"
+  links_g="$(ip -n "$gen" -s -j link show)"
+  jq -nc --argjson t "$t" --argjson nft "$nft" --argjson vn "$vn" --argjson hb "$hb" --argjson sd "$sd" --argjson th "$th" \
+    --argjson h "$links_h" --argjson g "$links_g" --argjson hz "$clk_tck" \
+    '{t: $t, nft: $nft, vn_cpu: ($vn / $hz), vn_threads: ($th | map_values(. / $hz)), host_busy: ($hb / $hz), softnet_drops: $sd,
+      links: ([$h[] | {key: .ifname, value: .stats64}] + [$g[] | {key: .ifname, value: .stats64}] | from_entries)}'
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# One lab: two namespaces, a veth pair born inside them (va in HOST plays the real NIC; vb in GEN is the wire's
+# far end), and the configuration under test on va.
+GEN_IP=10.200.50.2
+HOST_IP=10.200.50.1
+
+make_lab() { # index -> sets gen host
+  gen="vnb-gen-$run_id-$1"
+  host="vnb-host-$run_id-$1"
+  ip netns add "$gen"; our_ns+=("$gen")
+  ip netns add "$host"; our_ns+=("$host")
+  local ns
+  for ns in "$gen" "$host"; do
+    ip -n "$ns" link set lo up
+    # No IPv6 in the lab: no DAD, ND or MLD frames mixed into the counts. Namespace-local sysctls.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
+  # Run inside HOST so that nothing, even by mistake, is created in the root namespace.
+  ip -n "$host" link add va type veth peer name vb netns "$gen"
+  ip -n "$gen" addr add "$GEN_IP/24" dev vb
+  ip -n "$gen" link set vb up
+  ip -n "$host" link set va up
+}
+
+vn_pid=""
+vn_out=""
+
+start_virtnet() { # datapath
+  vn_out="$work/virtnet-$cfg-$rep.out"
+  ip netns exec "$host" "$repo/virtnet" attach va --datapath "$1" >"$vn_out" 2>"$vn_out.err" &
+  vn_pid=$!
+  our_pids+=("$vn_pid")
+  local i
+  for i in $(seq 1 200); do
+    grep -q ' ready' "$vn_out" 2>/dev/null && return 0
+    kill -0 "$vn_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "virtnet attach did not become ready: $(head -c 600 "$vn_out.err" | tr '\n' ' ')" >&2
+  return 1
+}
+
+stop_virtnet() { # -> the two summary lines in vn_out
+  [ -n "$vn_pid" ] || return 0
+  stop_pid "$vn_pid" TERM
+  forget_pid "$vn_pid"
+  vn_pid=""
+}
+
+setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 1 on failure
+  # Called in an if-condition, where set -e does not apply: every step checks for itself.
+  case "$1" in
+    direct) rxdev=va ;;
+    macvlan)
+      ip -n "$host" link add mv0 link va type macvlan mode passthru || return 1
+      rxdev=mv0 ;;
+    kernel|user)
+      start_virtnet "$1" || return 1
+      rxdev=virtnet0 ;;
+  esac
+  ip -n "$host" addr add "$HOST_IP/24" dev "$rxdev" || return 1
+  ip -n "$host" link set "$rxdev" up || return 1
+  rxmac="$(ip -n "$host" -j link show "$rxdev" | jq -r '.[0].address')" || return 1
+  gmac="$(ip -n "$gen" -j link show vb | jq -r '.[0].address')" || return 1
+  # Static neighbours: no ARP in the middle of a measurement.
+  ip -n "$gen" neigh replace "$HOST_IP" lladdr "$rxmac" dev vb nud permanent || return 1
+  ip -n "$host" neigh replace "$GEN_IP" lladdr "$gmac" dev "$rxdev" nud permanent || return 1
+  # The small-packet sink: count and drop the test frames at the virtual side's IP layer, before conntrack and
+  # routing, the same way for every configuration.
+  ip netns exec "$host" nft -f - <<'EOF' || return 1
+table inet vnb {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    udp dport 9 counter drop
+  }
+}
+EOF
+  ip netns exec "$gen" ping -c 3 -i 0.2 -W 1 -q "$HOST_IP" >/dev/null 2>&1 || { echo "no ping through $1" >&2; return 1; }
+}
+
+teardown_lab() {
+  stop_virtnet
+  [ -n "${iperf_pid:-}" ] && { stop_pid "$iperf_pid"; forget_pid "$iperf_pid"; iperf_pid=""; }
+  delete_ns "$gen"
+  delete_ns "$host"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# The measurements. Each appends fields to the sample file "$sample" (a JSON object being built up).
+put() { # jq-filter [jq-args...] — update the sample
+  local filter="$1"; shift
+  jq -c "$@" "$filter" "$sample" >"$sample.tmp" && mv "$sample.tmp" "$sample"
+}
+
+putf() { # jq-file [jq-args...] — update the sample with a filter from bench/lib
+  local file="$1"; shift
+  jq -c "$@" -f "$file" "$sample" >"$sample.tmp" && mv "$sample.tmp" "$sample"
+}
+
+measure_ping() {
+  # Light load: one echo every 5 ms. Per-reply RTTs, so we get a p99 and not just ping's own summary.
+  local rtts="$work/rtt-$cfg-$rep"
+  ip netns exec "$gen" ping -c "$ping_count" -i 0.005 -W 1 -n "$HOST_IP" 2>/dev/null | sed -nE 's/.*time=([0-9.]+) ms.*/\1/p' >"$rtts" || true
+  local stats
+  stats="$(sort -g "$rtts" | awk -v sent="$ping_count" '{v[NR] = $1; s += $1} END {
+    if (NR == 0) {print "null null " sent; exit}
+    k = int(0.99 * NR); if (k < 0.99 * NR) k++;   # nearest rank
+    printf "%.4f %.4f %d\n", s / NR, v[k], sent - NR }')"
+  read -r avg p99 lost <<<"$stats"
+  put '.ping_avg_ms = $a | .ping_p99_ms = $p | .ping_lost = $l' --argjson a "$avg" --argjson p "$p99" --argjson l "$lost"
+}
+
+iperf_pid=""
+start_iperf_server() {
+  ip netns exec "$host" iperf3 -s -B "$HOST_IP" -p 5201 >/dev/null 2>&1 &
+  iperf_pid=$!
+  our_pids+=("$iperf_pid")
+  local i
+  for i in $(seq 1 100); do
+    ip netns exec "$host" ss -Hltn 'sport = :5201' 2>/dev/null | grep -q . && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+measure_tcp() { # name reverse-flag
+  local name="$1" flag="$2" json="$work/iperf-$cfg-$rep-$1.json" s0 s1
+  s0="$(snapshot "$gen" "$host" "$vn_pid")"
+  # -O 1: leave slow start out of the figure; -t secs measured after it.
+  if ! ip netns exec "$gen" iperf3 -c "$HOST_IP" -p 5201 -t "$secs" -O 1 -J $flag >"$json" 2>&1; then
+    put ".errors += [\$e]" --arg e "iperf3 $name: $(jq -r '.error // empty' "$json" 2>/dev/null | head -c 200)"
+    return 0
+  fi
+  s1="$(snapshot "$gen" "$host" "$vn_pid")"
+  putf "$lib/tcp.jq" --slurpfile r "$json" --argjson s0 "$s0" --argjson s1 "$s1" --arg n "$name"
+}
+
+measure_pps() {
+  local cfgfile="$work/udp64.cfg" tlog="$work/trafgen-$cfg-$rep.log" b w0 w1 a tpid sent
+  write_frame_config "$cfgfile"
+  b="$(snapshot "$gen" "$host" "$vn_pid")"
+  # One generator process (-P 1, pinned by trafgen to CPU 0); leave the machine's socket memory and IRQ
+  # affinity alone (trafgen would otherwise write global sysctls).
+  ip netns exec "$gen" trafgen -o vb -i "$cfgfile" -P 1 --no-sock-mem --notouch-irq >"$tlog" 2>&1 &
+  tpid=$!
+  our_pids+=("$tpid")
+  sleep 1
+  w0="$(snapshot "$gen" "$host" "$vn_pid")"
+  sleep "$secs"
+  w1="$(snapshot "$gen" "$host" "$vn_pid")"
+  stop_pid "$tpid" INT
+  forget_pid "$tpid"
+  sleep 0.5 # let queues drain before the final count
+  a="$(snapshot "$gen" "$host" "$vn_pid")"
+  # trafgen's own count of frames it handed to the kernel: "N packets outgoing".
+  sent="$(sed -nE 's/^[[:space:]]*([0-9]+) packets outgoing.*/\1/p' "$tlog" | tail -1)"
+  putf "$lib/pps.jq" --argjson b "$b" --argjson w0 "$w0" --argjson w1 "$w1" --argjson a "$a" --argjson sent "${sent:-null}" \
+    --arg rx "$rxdev" --arg pump "$(pump_name)" --arg cfg "$cfg"
+}
+
+mac_bytes() { echo "0x${1//:/, 0x}"; }
+
+write_frame_config() { # file — the trafgen description of the test frame, from rxmac (destination) and gmac
+  # 64 bytes of frame (no FCS on a veth): Ethernet 14 + IPv4 20 + UDP 8 + 22 bytes of payload. UDP checksum 0
+  # (none, allowed on IPv4); the IPv4 header checksum is computed by trafgen.
+  {
+    echo "{"
+    echo "  $(mac_bytes "$rxmac"), $(mac_bytes "$gmac"), c16(0x0800),"
+    echo "  0x45, 0x00, c16(50), c16(0), c16(0x4000), 64, 17, csumip(14, 33),"
+    echo "  10, 200, 50, 2,  10, 200, 50, 1,"
+    echo "  c16(9), c16(9), c16(30), c16(0),"
+    echo "  fill(0x00, 22)"
+    echo "}"
+  } >"$1"
+}
+
+pump_name() { # the user datapath's private TAP, if there is one
+  ip -n "$host" -j link show 2>/dev/null | jq -r '[.[] | select(.ifname | startswith("vnpump"))][0].ifname // ""'
+}
+
+collect_virtnet() {
+  [ -n "$vn_out" ] || return 0
+  stop_virtnet
+  local stopped process
+  stopped="$(grep -m1 ' stopped: ' "$vn_out" || true)"
+  process="$(grep -m1 ' process: ' "$vn_out" || true)"
+  if [ -z "$process" ]; then
+    put '.errors += [$e]' --arg e "virtnet printed no exit summary: $(head -c 300 "$vn_out.err" | tr '\n' ' ')"
+    return 0
+  fi
+  putf "$lib/virtnet.jq" --arg stopped "$stopped" --arg process "$process"
+  vn_out=""
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+machine_json() {
+  local cpu mem virt busy0 busy1 commit dirty
+  cpu="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+  mem="$(awk '/^MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)"
+  virt="$(systemd-detect-virt 2>/dev/null || echo unknown)"
+  # Background noise: how busy the machine was during one quiet second before the run.
+  busy0="$(host_busy_ticks)"; sleep 1; busy1="$(host_busy_ticks)"
+  commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  dirty="$(git -C "$repo" status --porcelain -- src 2>/dev/null | head -1)"
+  jq -nc --arg cpu "$cpu" --argjson cores "$(nproc)" --argjson mem "$mem" --arg virt "$virt" \
+    --arg kernel "$(uname -r)" --arg dotnet "$(dotnet --version 2>/dev/null || echo none)" \
+    --arg commit "$commit${dirty:+ (src modified)}" --argjson idle_busy "$(( (busy1 - busy0) * 100 / clk_tck ))" \
+    --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg host "$(hostname)" \
+    '{cpu: $cpu, cores: $cores, memory_gb: $mem, virtualization: $virt, kernel: $kernel, dotnet: $dotnet,
+      virtnet_commit: $commit, background_cpu_percent_before: $idle_busy, loadavg_before: $load, hostname: $host}'
+}
+
+main() {
+  mkdir -p "$(dirname "$out")"
+  if [[ "$configs" == *kernel* || "$configs" == *user* ]]; then
+    log "building virtnet (outside the namespaces)"
+    "$repo/virtnet" --help >/dev/null || die "./virtnet does not build"
+  fi
+  log "run $run_id: $reps repetition(s) of [$configs], ${secs} s phases, $ping_count pings"
+  local machine started samples="$work/samples.jsonl" n=0 order
+  machine="$(machine_json)"
+  started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  : >"$samples"
+  read -r -a order <<<"$configs"
+  for rep in $(seq 1 "$reps"); do
+    # Rotate the order each repetition so no configuration always runs first (or right after a heavy one).
+    local k rot=$(( (rep - 1) % ${#order[@]} ))
+    for k in $(seq 0 $(( ${#order[@]} - 1 ))); do
+      cfg="${order[$(( (k + rot) % ${#order[@]} ))]}"
+      n=$((n + 1))
+      sample="$work/sample-$n.json"
+      jq -nc --arg c "$cfg" --argjson r "$rep" '{config: $c, rep: $r, errors: []}' >"$sample"
+      log "rep $rep/$reps $cfg"
+      vn_out=""; vn_pid=""; iperf_pid=""
+      make_lab "$n"
+      if setup_config "$cfg" 2>"$work/setup.err"; then
+        measure_ping
+        if start_iperf_server; then
+          measure_tcp tcp_in ""
+          measure_tcp tcp_out "-R"
+        else
+          put '.errors += ["iperf3 server did not start"]'
+        fi
+        stop_pid "$iperf_pid"; forget_pid "$iperf_pid"; iperf_pid=""
+        measure_pps
+      else
+        put '.errors += [$e]' --arg e "setup $cfg: $(tail -3 "$work/setup.err" | tr '\n' ' ')"
+      fi
+      collect_virtnet
+      teardown_lab
+      jq -c . "$sample" >>"$samples"
+      jq -r '"  " + ([
+        (if .tcp_in_gbps then "tcp in \(.tcp_in_gbps | . * 100 | round / 100) Gb/s" else empty end),
+        (if .tcp_out_gbps then "out \(.tcp_out_gbps | . * 100 | round / 100) Gb/s" else empty end),
+        (if .pps_delivered then "udp64 \(.pps_delivered / 1000 | round) kpps" else empty end),
+        (if .ping_avg_ms then "ping \(.ping_avg_ms) ms" else empty end)] | join(", "))
+        + (if (.errors | length) > 0 then "  ERRORS: " + (.errors | join("; ")) else "" end)' "$sample" >&2
+    done
+  done
+
+  local soak="null"
+  if [ "$soak_frames" -gt 0 ]; then
+    soak="$(run_soak)"
+  fi
+
+  local ended
+  ended="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  jq -s --argjson machine "$machine" --arg started "$started" --arg ended "$ended" \
+    --argjson settings "$(jq -nc --argjson reps "$reps" --argjson secs "$secs" --argjson pings "$ping_count" --arg configs "$configs" \
+      '{repetitions: $reps, phase_seconds: $secs, ping_count: $pings, ping_interval_ms: 5, frame_bytes: 64, configs: ($configs | split(" "))}')" \
+    --argjson soak "$soak" --arg load_after "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    -f "$lib/summarize.jq" "$samples" >"$out"
+  log "wrote $out"
+  "$lib/table.sh" "$out"
+}
+
+# A long run of 64-byte frames through the user datapath: does steady state allocate? The generator runs until
+# the datapath has read FRAMES frames from the pump (its tx_packets), then the process's GC counts are read.
+run_soak() {
+  cfg=user; rep=soak
+  sample="$work/sample-soak.json"
+  jq -nc '{config: "user", rep: "soak", errors: []}' >"$sample"
+  log "soak: $soak_frames frames through the user datapath"
+  make_lab soak
+  if setup_config user 2>"$work/setup.err"; then
+    local cfgfile="$work/udp64.cfg" t0 t1 pump moved=0 tpid
+    write_frame_config "$cfgfile"
+    pump="$(pump_name)"
+    t0="$(date +%s.%N)"
+    ip netns exec "$gen" trafgen -o vb -i "$cfgfile" -P 1 --no-sock-mem --notouch-irq >"$work/trafgen-soak.log" 2>&1 &
+    tpid=$!
+    our_pids+=("$tpid")
+    while [ "$moved" -lt "$soak_frames" ] && kill -0 "$tpid" 2>/dev/null; do
+      sleep 0.5
+      moved="$(ip -n "$host" -s -j link show "$pump" | jq '.[0].stats64.tx.packets')"
+    done
+    stop_pid "$tpid" INT
+    forget_pid "$tpid"
+    t1="$(date +%s.%N)"
+    sleep 0.5
+    put '.soak_frames = $n | .soak_seconds = $s | .soak_pump = $p' --argjson n "$moved" \
+      --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')" \
+      --argjson p "$(ip -n "$host" -s -j link show "$pump" | jq -c '.[0].stats64')"
+  else
+    put '.errors += [$e]' --arg e "setup user: $(tail -3 "$work/setup.err" | tr '\n' ' ')"
+  fi
+  collect_virtnet
+  teardown_lab
+  jq -c . "$sample"
+}
+
+main
