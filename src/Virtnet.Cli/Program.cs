@@ -43,16 +43,17 @@ internal static class Cli
         var name = new Option<string>("--name", "-n") { Description = "name of the virtual device (1-15 bytes)", DefaultValueFactory = _ => "virtnet0" };
         var datapath = DatapathOption();
         var mac = new Option<string>("--mac") { Description = "inherit (the real device's MAC, like macvlan passthru), random, or an address like 02:00:00:00:00:01", DefaultValueFactory = _ => "inherit" };
+        var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps (0 sleeps at once; lower latency for a little CPU)", DefaultValueFactory = _ => (int)UserDatapath.DefaultBusyPoll.TotalMicroseconds };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
-            real, name, datapath, mac,
+            real, name, datapath, mac, busyPoll,
         };
         command.SetAction(parse =>
         {
             AttachOptions options;
             try
             {
-                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac)!);
+                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac)!, parse.GetValue(busyPoll));
             }
             catch (UsageException e)
             {
@@ -76,10 +77,23 @@ internal static class Cli
         return command;
     }
 
-    internal static AttachOptions ParseAttach(string real, string name, string datapath, string mac)
+    internal static AttachOptions ParseAttach(string real, string name, string datapath, string mac, int? busyPollMicroseconds = null)
     {
         var (mode, bytes) = ParseMac(mac);
-        return new AttachOptions { RealDevice = real, Name = name, Datapath = ParseDatapath(datapath), MacMode = mode, Mac = bytes };
+        if (busyPollMicroseconds is < 0 or > 1_000_000)
+        {
+            throw new UsageException($"--busy-poll {busyPollMicroseconds} is out of range; give microseconds from 0 to 1000000, e.g. 200");
+        }
+
+        return new AttachOptions
+        {
+            RealDevice = real,
+            Name = name,
+            Datapath = ParseDatapath(datapath),
+            MacMode = mode,
+            Mac = bytes,
+            BusyPoll = busyPollMicroseconds is { } us ? TimeSpan.FromMicroseconds(us) : null,
+        };
     }
 
     internal static DatapathKind ParseDatapath(string value) => value switch
@@ -136,7 +150,8 @@ internal static class Cli
             using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
             string kind = options.Datapath == DatapathKind.Kernel ? "kernel" : "user";
-            output.WriteLine($"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}");
+            string pump = attachment.Datapath is UserDatapath user ? $", pump {user.PumpName}" : "";
+            output.WriteLine($"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{pump}");
             output.Flush();
 
             string? failure = attachment.Run(stop.Token, line => output.WriteLine(line));
@@ -170,7 +185,7 @@ internal static class Cli
             }
         }
 
-        return $"cpu {self.TotalProcessorTime.TotalSeconds:0.00} s, peak rss {peak} MB, gc {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (gen0/gen1/gen2)";
+        return $"cpu {self.TotalProcessorTime.TotalSeconds:0.00} s, peak rss {peak} MB, gc {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (gen0/gen1/gen2), allocated {GC.GetTotalAllocatedBytes(precise: true)} bytes";
     }
 
     internal static string FormatMac(byte[] mac) => string.Join(':', mac.Select(b => b.ToString("x2")));

@@ -29,6 +29,8 @@ public sealed record AttachOptions
     public byte[]? Mac { get; init; }
     /// <summary>User datapath only: the handlers every frame passes through, in order, before the default path.</summary>
     public IReadOnlyList<IFrameHandler> Handlers { get; init; } = [];
+    /// <summary>User datapath only: how long the forwarder polls without sleeping after a frame (0: sleep at once).</summary>
+    public TimeSpan? BusyPoll { get; init; }
 }
 
 public sealed class Attachment : IDisposable
@@ -101,7 +103,8 @@ public sealed class Attachment : IDisposable
             _ => options.Mac ?? throw new ArgumentException("MacMode.Explicit needs Mac", nameof(options)),
         };
 
-        var tap = cleanup.Add(TapDevice.Create(options.Name));
+        // The user datapath runs one forwarder per CPU, each on its own queue of both TAPs.
+        var tap = cleanup.Add(TapDevice.Create(options.Name, queues: options.Datapath == DatapathKind.User ? UserDatapath.QueuesFor() : 1));
         tap.EnableOffloads();
         var virt = rtnl.GetLink(tap.Name);
         rtnl.SetAlias(virt.Index, $"{AliasPrefix}: bound to {real.Name}");
@@ -118,7 +121,7 @@ public sealed class Attachment : IDisposable
 
         IDatapath datapath = options.Datapath == DatapathKind.Kernel
             ? KernelDatapath.Create(real.Index, real.Name, virt.Index, virt.Name)
-            : UserDatapath.Create(rtnl, real, tap, options.Handlers);
+            : UserDatapath.Create(rtnl, real, tap, virt.Index, options.Handlers, options.BusyPoll ?? UserDatapath.DefaultBusyPoll);
         cleanup.Add(datapath);
 
         // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out.

@@ -39,7 +39,14 @@ public sealed class BpfProgram : IDisposable
     /// verifier log. Name is at most 15 bytes (BPF_OBJ_NAME_LEN - 1) of letters, digits, '_' and '.'.
     /// </summary>
     /// <param name="device">The device the program is meant for; only used in error messages.</param>
-    public static unsafe BpfProgram LoadSchedCls(string name, ReadOnlySpan<BpfInsn> instructions, string device)
+    public static BpfProgram LoadSchedCls(string name, ReadOnlySpan<BpfInsn> instructions, string device)
+        => Load(Libc.BPF_PROG_TYPE_SCHED_CLS, name, instructions, device);
+
+    /// <summary>BPF_PROG_LOAD of a SOCKET_FILTER program (also the type of a TAP's steering program).</summary>
+    public static BpfProgram LoadSocketFilter(string name, ReadOnlySpan<BpfInsn> instructions, string device)
+        => Load(Libc.BPF_PROG_TYPE_SOCKET_FILTER, name, instructions, device);
+
+    private static unsafe BpfProgram Load(uint type, string name, ReadOnlySpan<BpfInsn> instructions, string device)
     {
         const string Op = "BPF_PROG_LOAD";
         if (instructions.IsEmpty)
@@ -57,7 +64,7 @@ public sealed class BpfProgram : IDisposable
         fixed (BpfInsn* insns = instructions)
         fixed (byte* lic = license)
         {
-            attr.ProgType = Libc.BPF_PROG_TYPE_SCHED_CLS;
+            attr.ProgType = type;
             attr.InsnCnt = (uint)instructions.Length;
             attr.Insns = (ulong)insns;
             attr.License = (ulong)lic;

@@ -101,6 +101,40 @@ public static class Programs
         return asm.ToArray();
     }
 
+    /// <summary>
+    /// A TAP steering program (TUNSETSTEERINGEBPF): returns this CPU's number plus the flag in
+    /// <paramref name="spread"/> slot 0; the TAP takes it modulo its queue count. With the flag at 0 a frame goes
+    /// to the queue whose forwarder runs on the CPU that produced it (no cross-CPU wake-up); at 1, to the next
+    /// CPU's queue (the work moves off the producing CPU).
+    /// <code>
+    ///   call bpf_get_smp_processor_id ; r6 = r0
+    ///   *(u32 *)(r10 - 4) = 0; r2 = r10 - 4; r1 = map; call bpf_map_lookup_elem
+    ///   if r0 == 0 goto out; r1 = *(u32 *)(r0 + 0); r6 += r1
+    /// out: r0 = r6; exit
+    /// </code>
+    /// </summary>
+    public static BpfInsn[] SteerByCpu(FlagMap spread) => SteerByCpuFor(spread.Handle.Fd);
+
+    internal static BpfInsn[] SteerByCpuFor(int mapFd)
+    {
+        var asm = new BpfAssembler();
+        var done = asm.DefineLabel();
+        asm.Call(BpfHelper.GetSmpProcessorId)
+           .MovReg(BpfReg.R6, BpfReg.R0)
+           .StW(BpfReg.R10, -4, 0)
+           .MovReg(BpfReg.R2, BpfReg.R10)
+           .AddImm(BpfReg.R2, -4)
+           .LdMapFd(BpfReg.R1, mapFd)
+           .Call(BpfHelper.MapLookupElem)
+           .JeqImm(BpfReg.R0, 0, done)
+           .LdxW(BpfReg.R1, BpfReg.R0, 0)
+           .AddReg(BpfReg.R6, BpfReg.R1)
+           .Mark(done)
+           .MovReg(BpfReg.R0, BpfReg.R6)
+           .Exit();
+        return asm.ToArray();
+    }
+
     /// <summary>return TCX_DROP: mov r0, 2; exit.</summary>
     public static BpfInsn[] Drop()
         => new BpfAssembler().MovImm(BpfReg.R0, Libc.TCX_DROP).Exit().ToArray();

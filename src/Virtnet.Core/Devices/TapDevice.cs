@@ -12,16 +12,22 @@ public sealed unsafe class TapDevice : IDisposable
     public const uint WantedOffloads = Tun.TUN_F_CSUM | Tun.TUN_F_TSO4 | Tun.TUN_F_TSO6 | Tun.TUN_F_TSO_ECN | Tun.TUN_F_USO4 | Tun.TUN_F_USO6;
 
     private readonly FileDescriptor _fd;
+    private readonly FileDescriptor[] _queues;
 
-    private TapDevice(string name, FileDescriptor fd)
+    private TapDevice(string name, FileDescriptor[] queues)
     {
         Name = name;
-        _fd = fd;
+        _queues = queues;
+        _fd = queues[0];
     }
 
     public string Name { get; }
 
+    /// <summary>The first queue's fd; device-wide ioctls (offloads, carrier, steering) go through it.</summary>
     public FileDescriptor Handle => _fd;
+
+    /// <summary>One fd per queue (IFF_MULTI_QUEUE); a single-queue TAP has one.</summary>
+    public IReadOnlyList<FileDescriptor> Queues => _queues;
 
     /// <summary>The TUN_F_* offload flags the kernel accepted (see <see cref="EnableOffloads"/>).</summary>
     public uint Offloads { get; private set; }
@@ -31,20 +37,46 @@ public sealed unsafe class TapDevice : IDisposable
     /// with EBUSY if the name exists (IFF_TUN_EXCL). The fd is O_CLOEXEC and, when asked, O_NONBLOCK.
     /// The device lives in the network namespace of the calling thread.
     /// </summary>
-    public static TapDevice Create(string name, bool nonBlocking = true)
+    public static TapDevice Create(string name, bool nonBlocking = true, int queues = 1)
     {
         DeviceName.Validate(name);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queues);
+        var fds = new FileDescriptor[queues];
+        try
+        {
+            // The first TUNSETIFF creates the device (IFF_TUN_EXCL: never an existing one); with IFF_MULTI_QUEUE,
+            // each further TUNSETIFF of the same name attaches one more queue.
+            for (int q = 0; q < queues; q++)
+            {
+                fds[q] = OpenQueue(name, nonBlocking, multiQueue: queues > 1, create: q == 0);
+            }
+
+            return new TapDevice(name, fds);
+        }
+        catch
+        {
+            foreach (var fd in fds)
+            {
+                fd?.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    private static FileDescriptor OpenQueue(string name, bool nonBlocking, bool multiQueue, bool create)
+    {
         int flags = Libc.O_RDWR | Libc.O_CLOEXEC | (nonBlocking ? Libc.O_NONBLOCK : 0);
         var fd = FileDescriptor.FromResult(Libc.open("/dev/net/tun", flags), "open /dev/net/tun", name);
         try
         {
             IfReqFlags req = default;
             DeviceName.CopyTo(name, new Span<byte>(req.Name, Tun.IFNAMSIZ));
-            req.Flags = (short)(Tun.IFF_TAP | Tun.IFF_NO_PI | Tun.IFF_VNET_HDR | Tun.IFF_TUN_EXCL);
+            req.Flags = (short)(Tun.IFF_TAP | Tun.IFF_NO_PI | Tun.IFF_VNET_HDR | (create ? Tun.IFF_TUN_EXCL : 0) | (multiQueue ? Tun.IFF_MULTI_QUEUE : 0));
             if (Libc.ioctl(fd.Fd, Tun.TUNSETIFF, &req) < 0)
             {
                 var errno = LastError.Get();
-                throw errno == Errno.EBUSY || errno == Errno.EEXIST || errno == Errno.EINVAL
+                throw create && (errno == Errno.EBUSY || errno == Errno.EEXIST || errno == Errno.EINVAL)
                     ? new VirtnetException("TUNSETIFF", name, $"{name}: name already in use; choose another with --name", errno)
                     : new VirtnetException("TUNSETIFF", name, errno);
             }
@@ -55,12 +87,25 @@ public sealed unsafe class TapDevice : IDisposable
                 VirtnetException.ThrowLastError("TUNSETVNETHDRSZ", name);
             }
 
-            return new TapDevice(name, fd);
+            return fd;
         }
         catch
         {
             fd.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Lets a BPF_PROG_TYPE_SOCKET_FILTER program choose the queue of every frame transmitted to this TAP
+    /// (TUNSETSTEERINGEBPF, Linux 4.16): the program's return value modulo the number of queues.
+    /// </summary>
+    public void SetSteeringProgram(FileDescriptor program)
+    {
+        int fd = program.Fd;
+        if (Libc.ioctl(_fd.Fd, Tun.TUNSETSTEERINGEBPF, &fd) < 0)
+        {
+            VirtnetException.ThrowLastError("TUNSETSTEERINGEBPF", Name);
         }
     }
 
@@ -109,7 +154,13 @@ public sealed unsafe class TapDevice : IDisposable
         return n >= 0 ? n : -(nint)System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
     }
 
-    public void Dispose() => _fd.Dispose();
+    public void Dispose()
+    {
+        foreach (var fd in _queues)
+        {
+            fd.Dispose();
+        }
+    }
 }
 
 /// <summary>Linux interface names: 1 to 15 bytes (IFNAMSIZ 16 with the NUL), no '/', ':' or white space.</summary>

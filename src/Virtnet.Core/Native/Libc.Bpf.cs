@@ -25,6 +25,7 @@ internal static unsafe partial class Libc
     public const uint BPF_MAP_TYPE_PERCPU_ARRAY = 6;
 
     // enum bpf_prog_type
+    public const uint BPF_PROG_TYPE_SOCKET_FILTER = 1;
     public const uint BPF_PROG_TYPE_SCHED_CLS = 3;
 
     // enum bpf_attach_type (tcx: Linux 6.6, absent from linux-libc-dev 6.1 headers)

@@ -91,6 +91,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int unshare(int flags);
 
+    /// <summary>pid 0 is the calling thread.</summary>
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int sched_setaffinity(int pid, nuint cpusetsize, ulong* mask);
+
     // unistd.h
     [LibraryImport(Lib)]
     public static partial int geteuid();

@@ -73,6 +73,7 @@ internal static class Rtnl
     public const ushort RTM_GETLINK = 18;
     public const ushort RTM_SETLINK = 19;
     public const ushort RTM_NEWADDR = 20;
+    public const ushort RTM_NEWQDISC = 36;
     public const ushort RTM_DELADDR = 21;
     public const ushort RTM_GETADDR = 22;
     public const ushort RTM_NEWNEIGH = 28;
@@ -276,4 +277,20 @@ internal struct NdMsg
     public ushort State;
     public byte Flags;
     public byte Type;
+}
+
+/// <summary>linux/rtnetlink.h struct tcmsg (20 bytes) and the few tc constants we use (linux/pkt_sched.h).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TcMsg
+{
+    public const uint TC_H_ROOT = 0xFFFFFFFF;
+    public const ushort TCA_KIND = 1;
+
+    public byte Family;
+    public byte Pad1;
+    public ushort Pad2;
+    public int Ifindex;
+    public uint Handle;
+    public uint Parent;
+    public uint Info;
 }

@@ -14,6 +14,7 @@ internal static class Tun
     public const nuint TUNSETVNETHDRSZ = 0x400454d8;
     public const nuint TUNSETQUEUE = 0x400454d9;
     public const nuint TUNSETCARRIER = 0x400454e2;
+    public const nuint TUNSETSTEERINGEBPF = 0x800454e0;
 
     public const short IFF_TUN = 0x0001;
     public const short IFF_TAP = 0x0002;

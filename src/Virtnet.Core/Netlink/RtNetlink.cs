@@ -210,6 +210,27 @@ public sealed class RtNetlink : IDisposable
         }
     }
 
+    /// <summary>tc qdisc replace dev X root KIND, for a qdisc that takes no options ("noqueue", "pfifo_fast").</summary>
+    /// <remarks>Equivalent to: <c>tc qdisc replace dev X root noqueue</c> (RTM_NEWQDISC, NLM_F_CREATE|NLM_F_REPLACE, parent TC_H_ROOT).</remarks>
+    public void SetRootQdisc(int ifindex, string kind)
+    {
+        NetlinkResult result;
+        lock (_gate)
+        {
+            var w = new NetlinkWriter(_tx);
+            uint seq = NextSeq();
+            w.BeginMessage(Rtnl.RTM_NEWQDISC, (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE | Nl.NLM_F_REPLACE), seq);
+            w.WriteStruct(new TcMsg { Family = 0, Ifindex = ifindex, Handle = 0, Parent = TcMsg.TC_H_ROOT, Info = 0 });
+            w.PutString(TcMsg.TCA_KIND, kind);
+            result = Transact<object?>(w.EndMessage(), seq, null, null);
+        }
+
+        if (result.Errno != Errno.OK)
+        {
+            ThrowIfFailed(result, "RTM_NEWQDISC", DeviceName(ifindex));
+        }
+    }
+
     /// <summary>ip neigh show dev X.</summary>
     /// <remarks>Equivalent to: <c>ip neigh show dev X</c> (RTM_GETNEIGH dump, IPv4 and IPv6, filtered to the ifindex).</remarks>
     public IReadOnlyList<NeighborInfo> GetNeighbors(int ifindex)

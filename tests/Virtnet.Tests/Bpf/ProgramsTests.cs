@@ -44,6 +44,26 @@ public class ProgramsTests
     }
 
     [Fact]
+    public void SteerByCpu_ReturnsCpuPlusFlag()
+    {
+        var asm = Programs.SteerByCpuFor(mapFd: 9);
+        Assert.Equal(
+            "8500000008000000" +   // call bpf_get_smp_processor_id
+            "bf06000000000000" +   // r6 = r0
+            "620afcff00000000" +   // *(u32 *)(r10 - 4) = 0
+            "bfa2000000000000" +   // r2 = r10
+            "07020000fcffffff" +   // r2 += -4
+            "1811000009000000" + "0000000000000000" + // r1 = map fd 9 (ld_imm64, BPF_PSEUDO_MAP_FD)
+            "8500000001000000" +   // call bpf_map_lookup_elem
+            "1500020000000000" +   // if r0 == 0 goto +2
+            "6101000000000000" +   // r1 = *(u32 *)(r0 + 0)
+            "0f16000000000000" +   // r6 += r1
+            "bf60000000000000" +   // r0 = r6
+            "9500000000000000",    // exit
+            Hex(asm));
+    }
+
+    [Fact]
     public void Drop_ReturnsTcxDrop()
     {
         Assert.Equal("b700000002000000" + "9500000000000000", Hex(Programs.Drop()));

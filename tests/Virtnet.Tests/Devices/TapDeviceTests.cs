@@ -83,4 +83,20 @@ public class TapDeviceTests
             Assert.Equal(-(nint)Errno.EIO, TapDevice.Write(tap.Handle.Fd, p, VirtioNetHdr.Size + 60));
         }
     }
+
+    [SkippableFact]
+    public void Create_TwoQueues_OneFdPerQueueAndSteeringAccepted()
+    {
+        Root.Require();
+        using var ns = new TestNetns("tapmq");
+        using var handle = NetNamespace.Open(ns.Path);
+        using var tap = handle.Run(() => TapDevice.Create("vt0", queues: 2));
+        Assert.Equal(2, tap.Queues.Count);
+        Assert.Contains("numtxqueues 2", ns.Exec("ip", "-d", "link", "show", "vt0"));
+        using var flag = Virtnet.Bpf.FlagMap.Create("vt_flag");
+        using var steer = Virtnet.Bpf.BpfProgram.LoadSocketFilter("vt_steer", Virtnet.Bpf.Programs.SteerByCpu(flag), "vt0");
+        tap.SetSteeringProgram(steer.Handle);
+        Assert.True(flag.Set(1));
+        Assert.Equal(1u, flag.Value);
+    }
 }

@@ -44,6 +44,22 @@ public class CliTests
         Assert.Contains("MAC", e.Message, StringComparison.OrdinalIgnoreCase);
     }
 
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(1_000_001)]
+    public void ParseAttach_BusyPollOutOfRange_UsageError(int us)
+    {
+        var e = Assert.Throws<UsageException>(() => Virtnet.Cli.Cli.ParseAttach("eth0", "virtnet0", "user", "inherit", us));
+        Assert.Contains("--busy-poll", e.Message);
+    }
+
+    [Fact]
+    public void ParseAttach_BusyPoll_Microseconds()
+    {
+        Assert.Equal(TimeSpan.FromMicroseconds(50), Virtnet.Cli.Cli.ParseAttach("eth0", "virtnet0", "user", "inherit", 50).BusyPoll);
+        Assert.Null(Virtnet.Cli.Cli.ParseAttach("eth0", "virtnet0", "user", "inherit").BusyPoll);
+    }
+
     [Fact]
     public void ParseMac_RandomAndInherit_Modes()
     {
