@@ -43,10 +43,11 @@ internal static class Cli
         var name = new Option<string>("--name", "-n") { Description = "name of the virtual device (1-15 bytes)", DefaultValueFactory = _ => "virtnet0" };
         var datapath = DatapathOption();
         var mac = new Option<string>("--mac") { Description = "inherit (the real device's MAC, like macvlan passthru), random, or an address like 02:00:00:00:00:01", DefaultValueFactory = _ => "inherit" };
+        var stats = new Option<double>("--stats") { Description = "print per-direction counters and rates every this many seconds (0: only on exit)", DefaultValueFactory = _ => 0 };
         var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps (0 sleeps at once; lower latency for a little CPU)", DefaultValueFactory = _ => (int)UserDatapath.DefaultBusyPoll.TotalMicroseconds };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
-            real, name, datapath, mac, busyPoll,
+            real, name, datapath, mac, busyPoll, stats,
         };
         command.SetAction(parse =>
         {
@@ -61,7 +62,14 @@ internal static class Cli
                 return ExitUsage;
             }
 
-            return RunAttach(options, Console.Out, Console.Error);
+            double interval = parse.GetValue(stats);
+            if (interval < 0 || interval > 86400)
+            {
+                Console.Error.WriteLine($"virtnet: --stats {interval} is out of range; give seconds from 0 to 86400, e.g. 1");
+                return ExitUsage;
+            }
+
+            return RunAttach(options, Console.Out, Console.Error, TimeSpan.FromSeconds(interval));
         });
         return command;
     }
@@ -135,7 +143,7 @@ internal static class Cli
         return (MacMode.Explicit, mac);
     }
 
-    internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error)
+    internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error, TimeSpan statsInterval = default)
     {
         return Guard(error, () =>
         {
@@ -154,7 +162,9 @@ internal static class Cli
             output.WriteLine($"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{pump}");
             output.Flush();
 
+            using var reporter = statsInterval > TimeSpan.Zero ? new StatsReporter(attachment, output, statsInterval) : null;
             string? failure = attachment.Run(stop.Token, line => output.WriteLine(line));
+            reporter?.Dispose();
             var counters = attachment.ReadCounters();
             attachment.Dispose();
             output.WriteLine($"{attachment.VirtualName} stopped: {FormatCounters(counters)}");
@@ -227,3 +237,65 @@ internal static class Cli
 }
 
 internal sealed class UsageException(string message) : Exception(message);
+
+/// <summary>Prints the counters and the rates since the last line, every interval (attach --stats).</summary>
+internal sealed class StatsReporter : IDisposable
+{
+    private readonly Attachment _attachment;
+    private readonly TextWriter _output;
+    private readonly Timer _timer;
+    private readonly object _gate = new();
+    private DatapathCounters _last;
+    private long _lastTicks = System.Diagnostics.Stopwatch.GetTimestamp();
+    private bool _disposed;
+
+    public StatsReporter(Attachment attachment, TextWriter output, TimeSpan interval)
+    {
+        _attachment = attachment;
+        _output = output;
+        _timer = new Timer(_ => Report(), null, interval, interval);
+    }
+
+    public static string Line(string device, DatapathCounters now, DatapathCounters last, double seconds)
+    {
+        string Rate(DirectionCounters n, DirectionCounters l)
+            => $"{(n.Frames - l.Frames) / seconds:0} fps {(n.Bytes - l.Bytes) * 8 / seconds / 1e6:0.0} Mbit/s";
+        return $"{device} stats: {Cli.FormatCounters(now)}; now ingress {Rate(now.Ingress, last.Ingress)}, egress {Rate(now.Egress, last.Egress)}";
+    }
+
+    private void Report()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            try
+            {
+                var now = _attachment.ReadCounters();
+                long ticks = System.Diagnostics.Stopwatch.GetTimestamp();
+                double seconds = Math.Max(1e-6, (ticks - _lastTicks) / (double)System.Diagnostics.Stopwatch.Frequency);
+                _output.WriteLine(Line(_attachment.VirtualName, now, _last, seconds));
+                _output.Flush();
+                _last = now;
+                _lastTicks = ticks;
+            }
+            catch (VirtnetException)
+            {
+                // The attachment is going away; the exit line has the final counters.
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+        }
+
+        _timer.Dispose();
+    }
+}

@@ -30,6 +30,32 @@ public class PingTests(ITestOutputHelper output)
     [SkippableTheory]
     [InlineData("kernel")]
     [InlineData("user")]
+    public void Stats_WhileTrafficFlows_PrintsCountersAndRates(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"st{datapath[0]}", X, output);
+        var virtnet = lab.Up(datapath, "--stats", "0.2");
+        Net.AssertPing(lab.A, lab.A4, lab.B4);
+        var deadline = DateTime.UtcNow.AddSeconds(3);
+        string? line = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            line = virtnet.Stdout.Split('\n').LastOrDefault(l => l.StartsWith("virtnet0 stats: ", StringComparison.Ordinal));
+            if (line is not null && !line.Contains("ingress 0 frames", StringComparison.Ordinal) && !line.Contains("egress 0 frames", StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            Thread.Sleep(100);
+        }
+
+        Assert.True(line is not null, $"no stats line: {virtnet.Describe()}");
+        Assert.Matches(@"^virtnet0 stats: ingress [1-9]\d* frames \d+ bytes \d+ dropped, egress [1-9]\d* frames \d+ bytes \d+ dropped; now ingress \d+ fps [\d.]+ Mbit/s, egress \d+ fps [\d.]+ Mbit/s$", line);
+    }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
     public void Ping_Ipv6BothWays_EveryEchoAnsweredOnce(string datapath)
     {
         Root.Require();

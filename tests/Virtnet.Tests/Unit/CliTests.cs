@@ -61,6 +61,15 @@ public class CliTests
     }
 
     [Fact]
+    public void StatsLine_TwoSamples_CountersAndRates()
+    {
+        var last = new DatapathCounters(new DirectionCounters(100, 10_000, 0), new DirectionCounters(0, 0, 0));
+        var now = new DatapathCounters(new DirectionCounters(1100, 1_260_000, 2), new DirectionCounters(50, 5000, 0));
+        string line = StatsReporter.Line("virtnet0", now, last, seconds: 2);
+        Assert.Equal("virtnet0 stats: ingress 1100 frames 1260000 bytes 2 dropped, egress 50 frames 5000 bytes 0 dropped; now ingress 500 fps 5.0 Mbit/s, egress 25 fps 0.0 Mbit/s", line);
+    }
+
+    [Fact]
     public void ParseMac_RandomAndInherit_Modes()
     {
         Assert.Equal(MacMode.Random, Virtnet.Cli.Cli.ParseMac("random").Item1);
