@@ -113,9 +113,9 @@ public static class Programs
     /// out: r0 = r6; exit
     /// </code>
     /// </summary>
-    public static BpfInsn[] SteerByCpu(FlagMap spread) => SteerByCpuFor(spread.Handle.Fd);
+    public static BpfInsn[] SteerByCpu(FlagMap spread, int queues = 0) => SteerByCpuFor(spread.Handle.Fd, queues);
 
-    internal static BpfInsn[] SteerByCpuFor(int mapFd)
+    internal static BpfInsn[] SteerByCpuFor(int mapFd, int queues = 0)
     {
         var asm = new BpfAssembler();
         var done = asm.DefineLabel();
@@ -130,9 +130,119 @@ public static class Programs
            .LdxW(BpfReg.R1, BpfReg.R0, 0)
            .AddReg(BpfReg.R6, BpfReg.R1)
            .Mark(done)
-           .MovReg(BpfReg.R0, BpfReg.R6)
+           .MovReg(BpfReg.R0, BpfReg.R6);
+        if (queues > 0)
+        {
+            // Packet fanout wants an index below the group size; a TAP takes the modulo itself.
+            asm.Alu64Imm(BpfCode.BPF_MOD, BpfReg.R0, queues);
+        }
+
+        asm.Exit();
+        return asm.ToArray();
+    }
+
+    /// <summary>
+    /// For a real device whose frames a packet ring has already copied (taps run before tcx): drop them, so the
+    /// real device's stack never sees them, except its own looped-back copies (PACKET_LOOPBACK), which go on.
+    /// </summary>
+    public static BpfInsn[] TakeIngressDrop()
+    {
+        var asm = new BpfAssembler();
+        var take = asm.DefineLabel();
+        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
+           .JneImm(BpfReg.R2, PACKET_LOOPBACK, take)
+           .MovImm(BpfReg.R0, Libc.TCX_NEXT)
+           .Exit()
+           .Mark(take)
+           .MovImm(BpfReg.R0, Libc.TCX_DROP)
            .Exit();
         return asm.ToArray();
+    }
+
+    /// <summary>
+    /// The user datapath's split of the real device's ingress, for tcx: the device's own looped-back copies go on
+    /// (TCX_NEXT); TCP (IPv4 protocol 6, IPv6 next header 6) and any frame too long for a ring slot are redirected
+    /// to the pump TAP, whose GSO-aware read carries 64 KB super-frames best; everything else is dropped, because the receive ring (whose filter,
+    /// <see cref="RingFilter"/>, makes the same decision the other way round) already holds its copy.
+    /// One flow always takes one path, so no flow is reordered.
+    /// </summary>
+    public static BpfInsn[] SplitIngress(int pumpIndex, int maxRingFrame)
+    {
+        var asm = new BpfAssembler();
+        var take = asm.DefineLabel();
+        var tcp = asm.DefineLabel();
+        var other = asm.DefineLabel();
+        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
+           .JneImm(BpfReg.R2, PACKET_LOOPBACK, take)
+           .MovImm(BpfReg.R0, Libc.TCX_NEXT)
+           .Exit()
+           .Mark(take);
+        EmitIsTcpOrLarge(asm, maxRingFrame, tcp, other);
+        asm.Mark(tcp);
+        EmitRedirect(asm, pumpIndex, 0);
+        asm.Mark(other)
+           .MovImm(BpfReg.R0, Libc.TCX_DROP)
+           .Exit();
+        return asm.ToArray();
+    }
+
+    /// <summary>
+    /// The receive ring's socket filter: TCP is left to the pump (0 bytes taken), everything else is taken whole.
+    /// </summary>
+    public static BpfInsn[] RingFilter(int maxRingFrame)
+    {
+        var asm = new BpfAssembler();
+        var tcp = asm.DefineLabel();
+        var other = asm.DefineLabel();
+        EmitIsTcpOrLarge(asm, maxRingFrame, tcp, other);
+        asm.Mark(tcp)
+           .MovImm(BpfReg.R0, 0)
+           .Exit()
+           .Mark(other)
+           .MovImm(BpfReg.R0, -1)
+           .Exit();
+        return asm.ToArray();
+    }
+
+    /// <summary>
+    /// Jumps to <paramref name="tcp"/> (TCP, or a frame longer than <paramref name="maxRingFrame"/>) or
+    /// <paramref name="other"/>. R1 is the skb on entry; the frame is read with
+    /// bpf_skb_load_bytes from the Ethernet header on (tc and socket filters both see it from L2; an 802.1Q tag has
+    /// been moved to skb metadata by then). A frame too short to tell is "other".
+    /// </summary>
+    private static void EmitIsTcpOrLarge(BpfAssembler asm, int maxRingFrame, BpfLabel tcp, BpfLabel other)
+    {
+        var ipv6 = asm.DefineLabel();
+        var load = asm.DefineLabel();
+        var small = asm.DefineLabel();
+        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffLenOffset)   // larger than a ring slot (a GSO super-frame): the pump
+           .JmpImm(BpfCode.BPF_JLE, BpfReg.R2, maxRingFrame, small)
+           .Ja(tcp)
+           .Mark(small)
+           .MovReg(BpfReg.R6, BpfReg.R1)
+           .MovImm(BpfReg.R2, 12)                    // EtherType
+           .MovReg(BpfReg.R3, BpfReg.R10)
+           .AddImm(BpfReg.R3, -8)
+           .MovImm(BpfReg.R4, 2)
+           .Call(BpfHelper.SkbLoadBytes)
+           .JneImm(BpfReg.R0, 0, other)
+           .LdxH(BpfReg.R7, BpfReg.R10, -8)          // network order read as little-endian
+           .MovImm(BpfReg.R2, 23)                    // IPv4 protocol
+           .JeqImm(BpfReg.R7, 0x0008, load)
+           .JeqImm(BpfReg.R7, 0xDD86, ipv6)
+           .Ja(other)
+           .Mark(ipv6)
+           .MovImm(BpfReg.R2, 20)                    // IPv6 next header
+           .Mark(load)
+           .MovReg(BpfReg.R1, BpfReg.R6)
+           .MovReg(BpfReg.R3, BpfReg.R10)
+           .AddImm(BpfReg.R3, -8)
+           .MovImm(BpfReg.R4, 1)
+           .Call(BpfHelper.SkbLoadBytes)
+           .JneImm(BpfReg.R0, 0, other)
+           .LdxB(BpfReg.R7, BpfReg.R10, -8)
+           .JeqImm(BpfReg.R7, 6, tcp)
+           .Ja(other);
     }
 
     /// <summary>return TCX_DROP: mov r0, 2; exit.</summary>
