@@ -57,12 +57,12 @@ echo
 echo "UDP 64 B frame accounting, all repetitions (frames; see docs/benchmarks.md for each counter)"
 jq -r '
   . as $r
-  | (["config", "sent", "delivered", "lost", "veth drop", "pump ring full", "virt rx drop", "unexplained", "backlog drop (machine)"] | @tsv),
+  | (["config", "sent", "delivered", "lost", "veth drop", "pump ring full", "virtnet ring drop", "virt rx drop", "unexplained", "backlog drop (machine)"] | @tsv),
     ($r.settings.configs[] as $c | $r.configs[$c].pps_loss as $l
      | if $l == null then [$c, "-"] else
        [$c, $l.sent, $l.delivered, $l.lost,
         ([$l.gen_tx_dropped, $l.real_rx_dropped] | map(. // 0) | max),
-        ($l.pump_tx_dropped // "-"), ($l.virt_rx_dropped // "-"), $l.unexplained, $l.softnet_dropped_machine_wide] end
+        ($l.pump_tx_dropped // "-"), ($l.virtnet_dropped // "-"), ($l.virt_rx_dropped // "-"), $l.unexplained, $l.softnet_dropped_machine_wide] end
      | map(tostring) | @tsv)
 ' "$file" | awk -F'\t' '
   { rows++; for (i = 1; i <= NF; i++) { c[rows, i] = $i; if (length($i) > w[i]) w[i] = length($i) } if (NF > n) n = NF }
@@ -73,7 +73,7 @@ jq -r '
     | "  \(.key): " + (.value.pps_vn_threads_pct | to_entries | map("\(.key) \(.value)%") | join(", "))] as $t
    | if ($t | length) > 0 then "\nvirtnet threads during the UDP window (median, % of one CPU):\n" + ($t | join("\n")) else empty end),
   (if .soak != null then
-    "\nsoak: \(.soak.frames_through_pump) 64-byte frames read from the pump by the user datapath in \(.soak.seconds) s (\(.soak.pump.tx.dropped) more dropped at the full pump ring); the process moved \((.soak.vn.ingress_frames // 0) + (.soak.vn.egress_frames // 0)) frames in all: gc \(.soak.vn.gc_gen0)/\(.soak.vn.gc_gen1)/\(.soak.vn.gc_gen2) (gen0/gen1/gen2), peak rss \(.soak.vn.peak_rss_mb) MB, cpu \(.soak.vn.cpu_s) s"
+    "\nsoak: \(.soak.frames_through_pump) 64-byte frames arrived on the real device and crossed the user datapath in \(.soak.seconds) s; the process moved \((.soak.vn.ingress_frames // 0) + (.soak.vn.egress_frames // 0)) frames in all: gc \(.soak.vn.gc_gen0)/\(.soak.vn.gc_gen1)/\(.soak.vn.gc_gen2) (gen0/gen1/gen2), peak rss \(.soak.vn.peak_rss_mb) MB, cpu \(.soak.vn.cpu_s) s"
    else empty end),
   ([.configs | to_entries[] | select((.value.errors | length) > 0) | "\(.key): \(.value.errors | unique | join("; "))"] as $e
    | if ($e | length) > 0 then "\nerrors:\n  " + ($e | join("\n  ")) else empty end)

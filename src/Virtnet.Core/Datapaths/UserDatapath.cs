@@ -39,6 +39,8 @@ public sealed class UserDatapath : IDatapath
     private readonly Cleanup _owned;
     private readonly FileDescriptor _stop;
     private readonly Forwarder[] _forwarders;
+    private readonly object _ringDropsGate = new();
+    private ulong _ringDrops;
     private int _disposed;
 
     private UserDatapath(RtNetlink rtnl, TapDevice pump, int pumpIndex, int virtIndex, Cleanup owned, FileDescriptor stop, Forwarder[] forwarders)
@@ -162,8 +164,9 @@ public sealed class UserDatapath : IDatapath
     }
 
     /// <summary>
-    /// What the forwarders moved, plus what the kernel dropped before they could: a full pump ring (the pump's
-    /// tx_dropped) counts against ingress, a full virtual-device ring (its tx_dropped) against egress.
+    /// What the forwarders moved, plus what the kernel dropped before they could: a full receive ring
+    /// (PACKET_STATISTICS tp_drops) or pump ring (the pump's tx_dropped) counts against ingress, a full
+    /// virtual-device ring (its tx_dropped) against egress.
     /// </summary>
     public DatapathCounters ReadCounters()
     {
@@ -176,7 +179,19 @@ public sealed class UserDatapath : IDatapath
 
         ulong pumpDropped = _rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped ?? 0;
         ulong virtDropped = _rtnl.TryGetLink(_virtIndex)?.Stats?.TxDropped ?? 0;
-        return new(ingress with { Drops = ingress.Drops + pumpDropped }, egress with { Drops = egress.Drops + virtDropped });
+        ulong ringDropped;
+        lock (_ringDropsGate)
+        {
+            // PACKET_STATISTICS resets on every read, so the totals are kept here.
+            foreach (var f in _forwarders)
+            {
+                _ringDrops += f.Ring.TakeStatistics().Drops;
+            }
+
+            ringDropped = _ringDrops;
+        }
+
+        return new(ingress with { Drops = ingress.Drops + pumpDropped + ringDropped }, egress with { Drops = egress.Drops + virtDropped });
 
         static DirectionCounters Add(DirectionCounters a, DirectionCounters b) => new(a.Frames + b.Frames, a.Bytes + b.Bytes, a.Drops + b.Drops);
     }
