@@ -141,23 +141,6 @@ public static class Programs
         return asm.ToArray();
     }
 
-    /// <summary>
-    /// For a real device whose frames a packet ring has already copied (taps run before tcx): drop them, so the
-    /// real device's stack never sees them, except its own looped-back copies (PACKET_LOOPBACK), which go on.
-    /// </summary>
-    public static BpfInsn[] TakeIngressDrop()
-    {
-        var asm = new BpfAssembler();
-        var take = asm.DefineLabel();
-        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
-           .JneImm(BpfReg.R2, PACKET_LOOPBACK, take)
-           .MovImm(BpfReg.R0, Libc.TCX_NEXT)
-           .Exit()
-           .Mark(take)
-           .MovImm(BpfReg.R0, Libc.TCX_DROP)
-           .Exit();
-        return asm.ToArray();
-    }
 
     /// <summary>
     /// The user datapath's split of the real device's ingress, for tcx: the device's own looped-back copies go on

@@ -63,9 +63,6 @@ public sealed class UserDatapath : IDatapath
     /// <summary>One forwarder (and one queue on each TAP) per CPU.</summary>
     public int Queues => _forwarders.Length;
 
-    /// <summary>Whether frames are currently steered to the next CPU's forwarder (see <see cref="Forwarder"/>).</summary>
-    public bool Spread => _forwarders[0].Spread;
-
     /// <summary>The name of the private TAP that carries the real device's frames to and from this process.</summary>
     public static string PumpNameFor(int realIndex) => $"vnpump{realIndex}";
 
@@ -280,8 +277,6 @@ public sealed class UserDatapath : IDatapath
             _spinTicks = (long)(spin.TotalSeconds * Stopwatch.Frequency);
             _thread = new Thread(Loop) { IsBackground = true, Name = $"virtnet fwd{cpu}" };
         }
-
-        public bool Spread => _load.Spread;
 
         public string? Fault { get; private set; }
 
