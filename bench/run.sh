@@ -441,7 +441,10 @@ main() {
 
   local soak="null"
   if [ "$soak_frames" -gt 0 ]; then
-    soak="$(run_soak)"
+    # Not $(run_soak): a command substitution is a subshell, and what it starts (virtnet, trafgen, namespaces)
+    # would be unknown to this shell's EXIT trap if the run were interrupted.
+    run_soak >"$work/soak.json"
+    soak="$(cat "$work/soak.json")"
   fi
 
   local ended
