@@ -10,11 +10,11 @@
 # all down. The order of the configurations rotates from one repetition to the next. The method, the figures
 # and how drops are explained: docs/benchmarks.md.
 #
-# Needs root, iproute2, iperf3, trafgen (netsniff-ng), nft (nftables), ping, jq, awk, and the .NET SDK for the
-# virtnet configurations. Nothing is touched outside the namespaces this script makes: no device, address, route
-# or sysctl of the root namespace, no global sysctl (trafgen runs with --no-sock-mem --notouch-irq so it leaves
-# socket memory and IRQ affinity alone). On exit, even on failure or Ctrl-C, it kills only the processes it started (by PID) and
-# deletes only its own namespaces.
+# Needs root, iproute2, iperf3, nft (nftables), ping, jq, awk and the .NET SDK (virtnet and the frame generator,
+# bench/Virtnet.Flood, are built before the run, outside the namespaces). Nothing is touched outside the
+# namespaces this script makes: no device, address, route or sysctl of the root namespace, no global sysctl. On
+# exit, even on failure or Ctrl-C, it kills only the processes it started (by PID) and deletes only its own
+# namespaces.
 set -euo pipefail
 shopt -s lastpipe
 
@@ -65,9 +65,9 @@ fi
 die() { echo "bench: $*" >&2; exit 1; }
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-[ "$(id -u)" = 0 ] || die "needs root (network namespaces, trafgen, BPF); run: sudo $0"
-for tool in ip iperf3 trafgen nft ping jq awk; do
-  command -v "$tool" >/dev/null || die "$tool not found; on Debian/Ubuntu: apt-get install -y iproute2 iperf3 netsniff-ng nftables iputils-ping jq gawk"
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, packet sockets, BPF); run: sudo $0"
+for tool in ip iperf3 nft ping jq awk dotnet; do
+  command -v "$tool" >/dev/null || die "$tool not found; on Debian/Ubuntu: apt-get install -y iproute2 iperf3 nftables iputils-ping jq gawk (and the .NET SDK)"
 done
 [[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "--reps wants a positive integer"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "--time wants a positive integer number of seconds"
@@ -84,8 +84,8 @@ declare -a our_pids=()
 declare -a our_ns=()
 
 stop_pid() { # pid [signal] — ask politely, then insist. Only ever a PID this script started, and that process's
-  # own direct children (trafgen forks one sender per CPU, and each sender stops only on its own signal; in a
-  # terminal ^C would reach the whole group).
+  # own direct children (a process may fork helpers that stop only on their own signal; in a terminal ^C would
+  # reach the whole group).
   local pid="$1" sig="${2:-TERM}" i kids
   kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
   kids="$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ' || true)"
@@ -310,42 +310,48 @@ measure_tcp() { # name reverse-flag
 }
 
 measure_pps() {
-  local cfgfile="$work/udp64.cfg" tlog="$work/trafgen-$cfg-$rep.log" b w0 w1 a tpid sent
-  write_frame_config "$cfgfile"
+  local tlog="$work/flood-$cfg-$rep.log" b w0 w1 a tpid sent
   b="$(snapshot "$gen" "$host" "$vn_pid")"
-  # One generator process (-P 1, pinned by trafgen to CPU 0); leave the machine's socket memory and IRQ
-  # affinity alone (trafgen would otherwise write global sysctls).
-  ip netns exec "$gen" trafgen -o vb -i "$cfgfile" -P 1 --no-sock-mem --notouch-irq >"$tlog" 2>&1 &
+  # One generator process, pinned to CPU 0 (see start_flood).
+  start_flood "$tlog"
   tpid=$!
   our_pids+=("$tpid")
   sleep 1
   w0="$(snapshot "$gen" "$host" "$vn_pid")"
   sleep "$secs"
   w1="$(snapshot "$gen" "$host" "$vn_pid")"
-  stop_pid "$tpid" INT
+  stop_pid "$tpid" TERM
   forget_pid "$tpid"
   sleep 0.5 # let queues drain before the final count
   a="$(snapshot "$gen" "$host" "$vn_pid")"
-  # trafgen's own count of frames it handed to the kernel: "N packets outgoing".
+  # The generator's own count of frames the kernel accepted: "N packets outgoing".
   sent="$(sed -nE 's/^[[:space:]]*([0-9]+) packets outgoing.*/\1/p' "$tlog" | tail -1)"
   putf "$lib/pps.jq" --argjson b "$b" --argjson w0 "$w0" --argjson w1 "$w1" --argjson a "$a" --argjson sent "${sent:-null}" \
     --arg rx "$rxdev" --arg pump "$(pump_name)" --arg cfg "$cfg"
 }
 
-mac_bytes() { echo "0x${1//:/, 0x}"; }
+flood="$repo/.build/flood/virtnet-flood.dll"
 
-write_frame_config() { # file — the trafgen description of the test frame, from rxmac (destination) and gmac
+start_flood() { # log — starts the frame generator in GEN, in the background ($! is its PID)
+  # bench/Virtnet.Flood: sendmmsg() of one 64-byte frame, 64 per call, from CPU 0, until SIGTERM. Each frame
+  # becomes an ordinary linear skb, as a NIC driver's would, and a full send buffer makes it wait rather than
+  # fail. (trafgen's TX ring sends zero-copy fragments of the ring, which any packet socket on the receiving
+  # device must copy first, and it exits on the first EAGAIN: docs/benchmarks.md.)
+  ip netns exec "$gen" dotnet "$flood" vb "$(frame_hex)" 0 >"$1" 2>&1 &
+  our_pids+=("$!")
+}
+
+ip_hex() { local IFS=.; set -- $1; printf '%02x%02x%02x%02x' "$1" "$2" "$3" "$4"; }
+
+frame_hex() { # the test frame, from rxmac (destination) and gmac, as hex
   # 64 bytes of frame (no FCS on a veth): Ethernet 14 + IPv4 20 + UDP 8 + 22 bytes of payload. UDP checksum 0
-  # (none, allowed on IPv4); the IPv4 header checksum is computed by trafgen.
-  {
-    echo "{"
-    echo "  $(mac_bytes "$rxmac"), $(mac_bytes "$gmac"), c16(0x0800),"
-    echo "  0x45, 0x00, c16(50), c16(0), c16(0x4000), 64, 17, csumip(14, 33),"
-    echo "  10, 200, 50, 2,  10, 200, 50, 1,"
-    echo "  c16(9), c16(9), c16(30), c16(0),"
-    echo "  fill(0x00, 22)"
-    echo "}"
-  } >"$1"
+  # (none, allowed on IPv4); the IPv4 header checksum computed here.
+  local src dst sum=0 w
+  src="$(ip_hex "$GEN_IP")"; dst="$(ip_hex "$HOST_IP")"
+  for w in 4500 0032 0000 4000 4011 "${src:0:4}" "${src:4:4}" "${dst:0:4}" "${dst:4:4}"; do sum=$((sum + 16#$w)); done
+  while [ $((sum >> 16)) -ne 0 ]; do sum=$(( (sum & 0xffff) + (sum >> 16) )); done
+  printf '%s%s0800%s%04x%s%s%s' "${rxmac//:/}" "${gmac//:/}" 45000032000040004011 $(( ~sum & 0xffff )) "$src" "$dst" \
+    "00090009001e0000$(printf '%044d' 0)"
 }
 
 pump_name() { # the user datapath's private TAP, if there is one
@@ -397,6 +403,9 @@ main() {
     log "building virtnet (outside the namespaces)"
     "$repo/virtnet" --help >/dev/null || die "./virtnet does not build"
   fi
+  log "building the frame generator (outside the namespaces)"
+  dotnet build "$repo/bench/Virtnet.Flood/Virtnet.Flood.csproj" -c Release -o "$repo/.build/flood" -nologo -v quiet >"$work/flood-build.log" 2>&1 \
+    || die "bench/Virtnet.Flood does not build: $(grep -m3 error "$work/flood-build.log")"
   log "run $run_id: $reps repetition(s) of [$configs], ${secs} s phases, $ping_count pings"
   local machine started samples="$work/samples.jsonl" n=0 order
   machine="$(machine_json)"
@@ -441,7 +450,7 @@ main() {
 
   local soak="null"
   if [ "$soak_frames" -gt 0 ]; then
-    # Not $(run_soak): a command substitution is a subshell, and what it starts (virtnet, trafgen, namespaces)
+    # Not $(run_soak): a command substitution is a subshell, and what it starts (virtnet, the generator, namespaces)
     # would be unknown to this shell's EXIT trap if the run were interrupted.
     run_soak >"$work/soak.json"
     soak="$(cat "$work/soak.json")"
@@ -468,20 +477,18 @@ run_soak() {
   log "soak: $soak_frames frames through the user datapath"
   make_lab soak
   if setup_config user 2>"$work/setup.err"; then
-    local cfgfile="$work/udp64.cfg" t0 t1 pump moved=0 tpid
-    write_frame_config "$cfgfile"
+    local t0 t1 pump moved=0 tpid
     pump="$(pump_name)"
     local base
     base="$(ip -n "$host" -s -j link show va | jq '.[0].stats64.rx.packets')"
     t0="$(date +%s.%N)"
-    ip netns exec "$gen" trafgen -o vb -i "$cfgfile" -P 1 --no-sock-mem --notouch-irq >"$work/trafgen-soak.log" 2>&1 &
+    start_flood "$work/flood-soak.log"
     tpid=$!
-    our_pids+=("$tpid")
     while [ "$moved" -lt "$soak_frames" ] && kill -0 "$tpid" 2>/dev/null; do
       sleep 0.5
       moved="$(( $(ip -n "$host" -s -j link show va | jq '.[0].stats64.rx.packets') - base ))"
     done
-    stop_pid "$tpid" INT
+    stop_pid "$tpid" TERM
     forget_pid "$tpid"
     t1="$(date +%s.%N)"
     sleep 0.5

@@ -1,9 +1,9 @@
-# The small-packet phase. $b before trafgen starts, $w0..$w1 the measured window (steady state, after a 1 s
-# warm-up), $a after trafgen stopped and the queues drained; $sent trafgen's own count; $rx the device that
+# The small-packet phase. $b before the generator starts, $w0..$w1 the measured window (steady state, after a 1 s
+# warm-up), $a after the generator stopped and the queues drained; $sent its own count; $rx the device that
 # holds the address (va, mv0 or virtnet0); $pump the user datapath's private TAP ("" otherwise); $cfg the
 # configuration.
 #
-# Rates come from the window. The loss breakdown uses the whole run ($b..$a), so every frame trafgen sent is
+# Rates come from the window. The loss breakdown uses the whole run ($b..$a), so every frame the generator sent is
 # either delivered, in a named drop counter, or "unexplained" — nothing is lost to in-flight frames at the edges.
 def link($s; $dev): $s.links[$dev] // null;
 def delta($x; $y; f): if ($x == null or $y == null) then null else ($y | f) - ($x | f) end;
@@ -25,7 +25,7 @@ def d(f; $dev): delta(link($b; $dev); link($a; $dev); f);
 | ($a.nft - $b.nft) as $delivered
 | ($sent // ((d(.tx.packets; "vb") // 0) + (d(.tx.dropped; "vb") // 0))) as $sent_n
 | {
-    sent_by_trafgen: $sent,
+    sent_by_generator: $sent,
     gen_tx_packets: d(.tx.packets; "vb"),
     gen_tx_dropped: d(.tx.dropped; "vb"),
     real_rx_packets: d(.rx.packets; "va"),
