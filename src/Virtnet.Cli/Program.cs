@@ -45,16 +45,17 @@ internal static class Cli
         var mac = new Option<string>("--mac") { Description = "inherit (the real device's MAC, like macvlan passthru), random, or an address like 02:00:00:00:00:01", DefaultValueFactory = _ => "inherit" };
         var stats = new Option<double>("--stats") { Description = "print per-direction counters and rates every this many seconds (0: only on exit)", DefaultValueFactory = _ => 0 };
         var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps (0 sleeps at once; lower latency for a little CPU)", DefaultValueFactory = _ => (int)UserDatapath.DefaultBusyPoll.TotalMicroseconds };
+        var netns = new Option<string?>("--netns") { Description = "make the virtual device in this network namespace: a name from 'ip netns' or a path like /proc/PID/ns/net (default: the real device's)" };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
-            real, name, datapath, mac, busyPoll, stats,
+            real, name, datapath, mac, netns, busyPoll, stats,
         };
         command.SetAction(parse =>
         {
             AttachOptions options;
             try
             {
-                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac)!, parse.GetValue(busyPoll));
+                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac)!, parse.GetValue(busyPoll), parse.GetValue(netns));
             }
             catch (UsageException e)
             {
@@ -85,7 +86,7 @@ internal static class Cli
         return command;
     }
 
-    internal static AttachOptions ParseAttach(string real, string name, string datapath, string mac, int? busyPollMicroseconds = null)
+    internal static AttachOptions ParseAttach(string real, string name, string datapath, string mac, int? busyPollMicroseconds = null, string? netns = null)
     {
         var (mode, bytes) = ParseMac(mac);
         if (busyPollMicroseconds is < 0 or > 1_000_000)
@@ -101,7 +102,24 @@ internal static class Cli
             MacMode = mode,
             Mac = bytes,
             BusyPoll = busyPollMicroseconds is { } us ? TimeSpan.FromMicroseconds(us) : null,
+            Netns = ParseNetns(netns),
         };
+    }
+
+    /// <summary>A name as `ip netns` keeps them (/run/netns/NAME), or a path to a namespace file.</summary>
+    internal static string? ParseNetns(string? value)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+
+        if (value.Length == 0 || value is "." or "..")
+        {
+            throw new UsageException($"'{value}' is not a network namespace; give a name from 'ip netns' or a path like /proc/PID/ns/net");
+        }
+
+        return value.Contains('/') ? value : $"/run/netns/{value}";
     }
 
     internal static DatapathKind ParseDatapath(string value) => value switch
@@ -159,7 +177,9 @@ internal static class Cli
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
             string kind = options.Datapath == DatapathKind.Kernel ? "kernel" : "user";
             string pump = attachment.Datapath is UserDatapath user ? $", pump {user.PumpName}" : "";
-            output.WriteLine($"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{pump}");
+            string where = attachment.Namespace is { } ns ? $", in {ns}" : "";
+            string peer = attachment.PeerName is { } p ? $", peer {p}" : "";
+            output.WriteLine($"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{pump}{peer}");
             output.Flush();
 
             using var reporter = statsInterval > TimeSpan.Zero ? new StatsReporter(attachment, output, statsInterval) : null;

@@ -1,11 +1,15 @@
-// An attachment owns one real device's takeover: the virtual TAP, the datapath and the following of the real
+// An attachment owns one real device's takeover: the virtual device, the datapath and the following of the real
 // device's MTU and carrier. Create either returns a working attachment or throws having undone every step;
-// Dispose gives the real device back first, then removes the rest. Nothing is pinned or persisted, so a
-// SIGKILL has the same effect as Dispose once the kernel closes our fds.
+// Dispose gives the real device back first, then removes the rest. Nothing is pinned, so a SIGKILL gives the real
+// device back as Dispose does once the kernel closes our fds. The virtual device is a TAP we own (it goes with
+// the process), except for the kernel datapath with the virtual device in another namespace: there it is a veth
+// whose other end stays with the real device, and a SIGKILL leaves that pair behind (the next attach to the same
+// real device removes it).
 using System.Security.Cryptography;
 using Virtnet.Bpf;
 using Virtnet.Datapaths;
 using Virtnet.Devices;
+using Virtnet.Lab;
 using Virtnet.Native;
 using Virtnet.Netlink;
 
@@ -31,6 +35,11 @@ public sealed record AttachOptions
     public IReadOnlyList<IFrameHandler> Handlers { get; init; } = [];
     /// <summary>User datapath only: how long the forwarder polls without sleeping after a frame (0: sleep at once).</summary>
     public TimeSpan? BusyPoll { get; init; }
+    /// <summary>
+    /// The network namespace the virtual device is made in, by path (/run/netns/NAME, /proc/PID/ns/net), like
+    /// <c>ip link add ... netns NS</c>; null: the real device's (the caller's) namespace.
+    /// </summary>
+    public string? Netns { get; init; }
 }
 
 public sealed class Attachment : IDisposable
@@ -40,16 +49,22 @@ public sealed class Attachment : IDisposable
     private const ushort ArphrdEther = 1;
 
     private readonly RtNetlink _rtnl;
-    private readonly TapDevice _tap;
+    private readonly RtNetlink _virtRtnl;
+    private readonly NetNamespace? _netns;
+    private readonly TapDevice? _tap;
+    private readonly LinkInfo? _peer;
     private readonly FileDescriptor? _membership;
     private int _mtu;
     private bool _carrier;
     private int _disposed;
 
-    private Attachment(RtNetlink rtnl, LinkInfo real, TapDevice tap, LinkInfo virt, IDatapath datapath, FileDescriptor? membership)
+    private Attachment(RtNetlink rtnl, RtNetlink virtRtnl, NetNamespace? netns, LinkInfo real, TapDevice? tap, LinkInfo? peer, LinkInfo virt, IDatapath datapath, FileDescriptor? membership)
     {
         _rtnl = rtnl;
+        _virtRtnl = virtRtnl;
+        _netns = netns;
         _tap = tap;
+        _peer = peer;
         _membership = membership;
         RealName = real.Name;
         RealIndex = real.Index;
@@ -69,6 +84,15 @@ public sealed class Attachment : IDisposable
     public IDatapath Datapath { get; }
     public int Mtu => _mtu;
     public bool Carrier => _carrier;
+
+    /// <summary>The namespace the virtual device lives in (as given), or null for the real device's.</summary>
+    public string? Namespace => _netns?.Description;
+
+    /// <summary>With the kernel datapath in another namespace: the veth end that stays with the real device.</summary>
+    public string? PeerName => _peer?.Name;
+
+    /// <summary>The name of the veth end a virtual device in another namespace is paired with (kernel datapath).</summary>
+    public static string PeerNameFor(int realIndex) => $"vnpeer{realIndex}";
 
     /// <summary>Equivalent of a kernel driver's rx_handler + ndo_start_xmit pair, in the namespace of the calling thread.</summary>
     public static Attachment Create(AttachOptions options)
@@ -91,9 +115,18 @@ public sealed class Attachment : IDisposable
             throw new VirtnetException("attach", real.Name, $"{real.Name}: already attached by another virtnet; stop that one first", Errno.EBUSY);
         }
 
-        if (rtnl.TryGetLink(options.Name) is not null)
+        NetNamespace? netns = null;
+        var virtRtnl = rtnl;
+        if (options.Netns is { } nsPath)
         {
-            throw new VirtnetException("attach", options.Name, $"{options.Name}: name already in use; choose another with --name", Errno.EEXIST);
+            netns = cleanup.Add(OpenNamespace(nsPath));
+            virtRtnl = cleanup.Add(netns.Run(RtNetlink.Open));
+        }
+
+        string where = netns is null ? "" : $" in {netns.Description}";
+        if (virtRtnl.TryGetLink(options.Name) is not null)
+        {
+            throw new VirtnetException("attach", options.Name, $"{options.Name}: name already in use{where}; choose another with --name", Errno.EEXIST);
         }
 
         var mac = options.MacMode switch
@@ -103,14 +136,49 @@ public sealed class Attachment : IDisposable
             _ => options.Mac ?? throw new ArgumentException("MacMode.Explicit needs Mac", nameof(options)),
         };
 
-        // The user datapath runs one forwarder per CPU, each on its own queue of both TAPs.
-        var tap = cleanup.Add(TapDevice.Create(options.Name, queues: options.Datapath == DatapathKind.User ? UserDatapath.QueuesFor() : 1));
-        tap.EnableOffloads();
-        var virt = rtnl.GetLink(tap.Name);
-        rtnl.SetAlias(virt.Index, $"{AliasPrefix}: bound to {real.Name}");
-        rtnl.SetMac(virt.Index, mac);
-        rtnl.SetMtu(virt.Index, real.Mtu);
-        tap.SetCarrier(real.Carrier);
+        bool peerMode = netns is not null && options.Datapath == DatapathKind.Kernel;
+        if (peerMode && !mac.AsSpan().SequenceEqual(real.Mac))
+        {
+            throw new VirtnetException("attach", options.Name, $"{options.Name}: the kernel datapath in another namespace keeps {real.Name}'s MAC; drop --mac, or use --datapath user", Errno.EOPNOTSUPP);
+        }
+
+        TapDevice? tap = null;
+        LinkInfo? peer = null;
+        LinkInfo virt;
+        if (peerMode)
+        {
+            // A veth pair: the virtual device is born in its namespace, its peer stays here, where tcx can reach it.
+            string peerName = PeerNameFor(real.Index);
+            RemoveStalePeer(rtnl, peerName);
+            rtnl.AddVeth(peerName, null, options.Name, netns!.Handle.Fd);
+            peer = rtnl.GetLink(peerName);
+            int peerIndex = peer.Index;
+            cleanup.Add(() => rtnl.DeleteLink(peerIndex));
+            rtnl.SetAlias(peer.Index, $"{AliasPrefix}: peer of {options.Name} for {real.Name}");
+            // The peer only carries frames; it must not speak (IPv6 would send ND and MLD into the namespace).
+            UserDatapath.DisableIpv6(peerName);
+            rtnl.SetMtu(peer.Index, real.Mtu);
+            virt = virtRtnl.GetLink(options.Name);
+        }
+        else
+        {
+            // The user datapath runs one forwarder per CPU, each on its own queue of both TAPs.
+            tap = cleanup.Add(TapDevice.Create(options.Name, queues: options.Datapath == DatapathKind.User ? UserDatapath.QueuesFor() : 1));
+            tap.EnableOffloads();
+            virt = rtnl.GetLink(tap.Name);
+            if (netns is not null)
+            {
+                // A TAP keeps working through its fd wherever its device lives.
+                rtnl.MoveToNamespace(virt.Index, netns.Handle.Fd);
+                virt = virtRtnl.GetLink(tap.Name);
+            }
+
+            tap.SetCarrier(real.Carrier);
+        }
+
+        virtRtnl.SetAlias(virt.Index, $"{AliasPrefix}: bound to {real.Name}");
+        virtRtnl.SetMac(virt.Index, mac);
+        virtRtnl.SetMtu(virt.Index, real.Mtu);
 
         // A MAC the real device does not own must still get through its receive filter.
         FileDescriptor? membership = null;
@@ -119,16 +187,53 @@ public sealed class Attachment : IDisposable
             membership = cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
         }
 
-        IDatapath datapath = options.Datapath == DatapathKind.Kernel
-            ? KernelDatapath.Create(real.Index, real.Name, virt.Index, virt.Name)
-            : UserDatapath.Create(rtnl, real, tap, virt.Index, options.Handlers, options.BusyPoll ?? UserDatapath.DefaultBusyPoll);
+        IDatapath datapath = peerMode
+            ? KernelDatapath.CreateWithPeer(real.Index, real.Name, peer!.Index, peer.Name)
+            : options.Datapath == DatapathKind.Kernel
+                ? KernelDatapath.Create(real.Index, real.Name, virt.Index, virt.Name)
+                : UserDatapath.Create(rtnl, real, tap!, virt.Index, options.Handlers, options.BusyPoll ?? UserDatapath.DefaultBusyPoll, virtRtnl);
         cleanup.Add(datapath);
 
-        // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out.
-        rtnl.SetUp(virt.Index, true);
-        virt = rtnl.GetLink(virt.Index);
+        // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out. A veth
+        // has carrier while both ends are up: the peer's state is how it follows the real device's carrier.
+        if (peer is not null)
+        {
+            rtnl.SetUp(peer.Index, real.Carrier);
+        }
+
+        virtRtnl.SetUp(virt.Index, true);
+        virt = virtRtnl.GetLink(virt.Index);
         cleanup.Commit();
-        return new Attachment(rtnl, real, tap, virt, datapath, membership);
+        return new Attachment(rtnl, virtRtnl, netns, real, tap, peer, virt, datapath, membership);
+    }
+
+    private static NetNamespace OpenNamespace(string path)
+    {
+        try
+        {
+            return NetNamespace.Open(path);
+        }
+        catch (VirtnetException e) when (e.Errno is Errno.ENOENT or Errno.ENOTDIR)
+        {
+            throw new VirtnetException("attach", path, $"no network namespace {path}; create it first (ip netns add NAME)", e.Errno);
+        }
+    }
+
+    /// <summary>A peer a killed attach left behind is ours to remove; any other device of that name is in the way.</summary>
+    private static void RemoveStalePeer(RtNetlink rtnl, string peerName)
+    {
+        if (rtnl.TryGetLink(peerName) is not { } stale)
+        {
+            return;
+        }
+
+        if (stale.Alias?.StartsWith(AliasPrefix, StringComparison.Ordinal) != true)
+        {
+            throw new VirtnetException("attach", peerName, $"{peerName}: name already in use by a device virtnet did not make; delete or rename it", Errno.EEXIST);
+        }
+
+        // Safe: the caller found no virtnet program on the real device, so no live attach owns this pair.
+        rtnl.DeleteLink(stale.Index);
     }
 
     /// <summary>
@@ -170,8 +275,9 @@ public sealed class Attachment : IDisposable
 
                 Apply(link, log);
             }
-            else if (link.Index == VirtualIndex && link.Deleted)
+            else if (link.Deleted && (_peer is { } p ? link.Index == p.Index : _netns is null && link.Index == VirtualIndex))
             {
+                // A veth goes as a pair: deleting the virtual device (in its namespace) deletes the peer here.
                 return $"{VirtualName} was deleted";
             }
         }
@@ -185,14 +291,36 @@ public sealed class Attachment : IDisposable
         {
             // Growing: the pump first so nothing larger than it can take arrives; shrinking: the same order is harmless.
             Datapath.OnMtuChanged(real.Mtu);
-            _rtnl.SetMtu(VirtualIndex, real.Mtu);
+            if (_peer is { } peer && real.Mtu > _mtu)
+            {
+                // The veth end that frames cross last must take them first: growing, the peer before the virtual device.
+                _rtnl.SetMtu(peer.Index, real.Mtu);
+                _virtRtnl.SetMtu(VirtualIndex, real.Mtu);
+            }
+            else
+            {
+                _virtRtnl.SetMtu(VirtualIndex, real.Mtu);
+                if (_peer is { } shrinking)
+                {
+                    _rtnl.SetMtu(shrinking.Index, real.Mtu);
+                }
+            }
+
             log?.Invoke($"{VirtualName}: mtu {_mtu} -> {real.Mtu} (following {RealName})");
             _mtu = real.Mtu;
         }
 
         if (real.Carrier != _carrier)
         {
-            _tap.SetCarrier(real.Carrier);
+            if (_tap is not null)
+            {
+                _tap.SetCarrier(real.Carrier);
+            }
+            else if (_peer is { } peer)
+            {
+                _rtnl.SetUp(peer.Index, real.Carrier);
+            }
+
             log?.Invoke($"{VirtualName}: carrier {(real.Carrier ? "on" : "off")} (following {RealName})");
             _carrier = real.Carrier;
         }
@@ -209,7 +337,25 @@ public sealed class Attachment : IDisposable
 
         Datapath.Dispose();
         _membership?.Dispose();
-        _tap.Dispose();
+        if (_peer is { } peer)
+        {
+            try
+            {
+                _rtnl.DeleteLink(peer.Index);
+            }
+            catch (VirtnetException)
+            {
+                // Already gone: someone deleted the pair from either end.
+            }
+        }
+
+        _tap?.Dispose();
+        if (!ReferenceEquals(_virtRtnl, _rtnl))
+        {
+            _virtRtnl.Dispose();
+        }
+
+        _netns?.Dispose();
         _rtnl.Dispose();
     }
 

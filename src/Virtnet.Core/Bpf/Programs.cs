@@ -29,6 +29,14 @@ public static class Programs
     /// must not appear on the virtual device.
     /// </summary>
     public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags)
+        => TakeIngress(counters, key, ifindex, flags, peer: false);
+
+    /// <summary>
+    /// <see cref="TakeIngress(CounterMap?, int, int, ulong)"/> with <paramref name="peer"/>: the frame goes by
+    /// bpf_redirect_peer(ifindex) to the peer of a veth in this namespace, a device in another namespace, without
+    /// a second pass through the backlog (the receive loop goes round again, as after RX_HANDLER_ANOTHER).
+    /// </summary>
+    public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags, bool peer)
     {
         var asm = new BpfAssembler();
         var take = asm.DefineLabel();
@@ -42,7 +50,7 @@ public static class Programs
             EmitCount(asm, counters.Handle.Fd, key);
         }
 
-        EmitRedirect(asm, ifindex, flags);
+        EmitRedirect(asm, ifindex, flags, peer ? BpfHelper.RedirectPeer : BpfHelper.Redirect);
         return asm.ToArray();
     }
 
@@ -232,7 +240,7 @@ public static class Programs
     public static BpfInsn[] Drop()
         => new BpfAssembler().MovImm(BpfReg.R0, Libc.TCX_DROP).Exit().ToArray();
 
-    private static void EmitRedirect(BpfAssembler asm, int ifindex, ulong flags)
+    private static void EmitRedirect(BpfAssembler asm, int ifindex, ulong flags, BpfHelper helper = BpfHelper.Redirect)
     {
         asm.MovImm(BpfReg.R1, ifindex);
         if (flags <= int.MaxValue)
@@ -244,6 +252,6 @@ public static class Programs
             asm.LdImm64(BpfReg.R2, flags);
         }
 
-        asm.Call(BpfHelper.Redirect).Exit();
+        asm.Call(helper).Exit();
     }
 }

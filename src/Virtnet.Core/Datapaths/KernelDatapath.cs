@@ -48,6 +48,28 @@ public sealed class KernelDatapath : IDatapath
         return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink);
     }
 
+    /// <summary>
+    /// The kernel datapath for a virtual device in another namespace: the virtual device is one end of a veth
+    /// pair whose other end, <paramref name="peerIndex"/>, stays here with the real device.
+    /// <code>
+    ///   wire -> real --[tcx ingress: count, bpf_redirect_peer(peer)]--> virtual device (other namespace) -> stack
+    ///   stack -> virtual device -> veth -> peer --[tcx ingress: count, bpf_redirect(real, 0)]--> real transmit
+    /// </code>
+    /// Ingress needs no backlog pass (the namespace switch happens inside the receive loop); egress crosses the
+    /// veth as any container's traffic does.
+    /// </summary>
+    public static KernelDatapath CreateWithPeer(int realIndex, string realName, int peerIndex, string peerName)
+    {
+        using var cleanup = new Cleanup();
+        var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 2));
+        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, peerIndex, 0, peer: true), realName));
+        var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), peerName));
+        var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, peerIndex, peerName, TcxDirection.Ingress));
+        var ingressLink = cleanup.Add(TcxLink.Attach(ingressProgram, realIndex, realName, TcxDirection.Ingress));
+        cleanup.Commit();
+        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink);
+    }
+
     public DatapathCounters ReadCounters()
     {
         var (inFrames, inBytes) = _counters.Read((int)Direction.Ingress);

@@ -36,6 +36,7 @@ public sealed class UserDatapath : IDatapath
     private readonly TapDevice _pump;
     private readonly int _pumpIndex;
     private readonly int _virtIndex;
+    private readonly RtNetlink _virtRtnl;
     private readonly Cleanup _owned;
     private readonly FileDescriptor _stop;
     private readonly Forwarder[] _forwarders;
@@ -43,8 +44,9 @@ public sealed class UserDatapath : IDatapath
     private ulong _ringDrops;
     private int _disposed;
 
-    private UserDatapath(RtNetlink rtnl, TapDevice pump, int pumpIndex, int virtIndex, Cleanup owned, FileDescriptor stop, Forwarder[] forwarders)
+    private UserDatapath(RtNetlink rtnl, RtNetlink virtRtnl, TapDevice pump, int pumpIndex, int virtIndex, Cleanup owned, FileDescriptor stop, Forwarder[] forwarders)
     {
+        _virtRtnl = virtRtnl;
         _rtnl = rtnl;
         _pump = pump;
         _pumpIndex = pumpIndex;
@@ -69,7 +71,8 @@ public sealed class UserDatapath : IDatapath
     /// <summary>The queue count the virtual TAP must be created with for this datapath: one per CPU.</summary>
     public static int QueuesFor() => Math.Clamp(Environment.ProcessorCount, 1, 64);
 
-    public static UserDatapath Create(RtNetlink rtnl, LinkInfo real, TapDevice virt, int virtIndex, IReadOnlyList<IFrameHandler> handlers, TimeSpan busyPoll)
+    /// <param name="virtRtnl">rtnetlink in the virtual device's namespace, when that is not <paramref name="rtnl"/>'s.</param>
+    public static UserDatapath Create(RtNetlink rtnl, LinkInfo real, TapDevice virt, int virtIndex, IReadOnlyList<IFrameHandler> handlers, TimeSpan busyPoll, RtNetlink? virtRtnl = null)
     {
         var owned = new Cleanup();
         try
@@ -151,7 +154,7 @@ public sealed class UserDatapath : IDatapath
             }
 
             owned.Add(() => StopForwarders(stop, forwarders));
-            return new UserDatapath(rtnl, pump, pumpLink.Index, virtIndex, owned, stop, forwarders);
+            return new UserDatapath(rtnl, virtRtnl ?? rtnl, pump, pumpLink.Index, virtIndex, owned, stop, forwarders);
         }
         catch
         {
@@ -175,7 +178,7 @@ public sealed class UserDatapath : IDatapath
         }
 
         ulong pumpDropped = _rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped ?? 0;
-        ulong virtDropped = _rtnl.TryGetLink(_virtIndex)?.Stats?.TxDropped ?? 0;
+        ulong virtDropped = _virtRtnl.TryGetLink(_virtIndex)?.Stats?.TxDropped ?? 0;
         ulong ringDropped;
         lock (_ringDropsGate)
         {
@@ -221,7 +224,7 @@ public sealed class UserDatapath : IDatapath
         }
     }
 
-    private static void DisableIpv6(string device)
+    internal static void DisableIpv6(string device)
     {
         // /proc/sys/net resolves to the network namespace of the opening thread, which is ours.
         var path = $"/proc/sys/net/ipv6/conf/{device}/disable_ipv6";
