@@ -115,6 +115,9 @@ public sealed class Attachment : IDisposable
             throw new VirtnetException("attach", real.Name, $"{real.Name}: already attached by another virtnet; stop that one first", Errno.EBUSY);
         }
 
+        // A kernel-datapath pair in another namespace that a killed attach to this device left behind.
+        RemoveStalePeer(rtnl, PeerNameFor(real.Index));
+
         NetNamespace? netns = null;
         var virtRtnl = rtnl;
         if (options.Netns is { } nsPath)
@@ -149,7 +152,6 @@ public sealed class Attachment : IDisposable
         {
             // A veth pair: the virtual device is born in its namespace, its peer stays here, where tcx can reach it.
             string peerName = PeerNameFor(real.Index);
-            RemoveStalePeer(rtnl, peerName);
             rtnl.AddVeth(peerName, null, options.Name, netns!.Handle.Fd);
             peer = rtnl.GetLink(peerName);
             int peerIndex = peer.Index;

@@ -53,6 +53,27 @@ public class CliTests
         Assert.Contains("--busy-poll", e.Message);
     }
 
+    [Theory]
+    [InlineData("c1", "/run/netns/c1")]
+    [InlineData("/proc/4242/ns/net", "/proc/4242/ns/net")]
+    [InlineData("./ns", "./ns")]
+    public void ParseAttach_Netns_NameOrPath(string given, string path)
+        => Assert.Equal(path, Virtnet.Cli.Cli.ParseAttach("eth0", "virtnet0", "kernel", "inherit", null, given).Netns);
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(".")]
+    [InlineData("..")]
+    public void ParseAttach_NetnsNotAName_UsageError(string given)
+    {
+        var e = Assert.Throws<UsageException>(() => Virtnet.Cli.Cli.ParseAttach("eth0", "virtnet0", "kernel", "inherit", null, given));
+        Assert.Contains("ip netns", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ParseAttach_NoNetns_TheRealDevicesNamespace()
+        => Assert.Null(Virtnet.Cli.Cli.ParseAttach("eth0", "virtnet0", "kernel", "inherit").Netns);
+
     [Fact]
     public void ParseAttach_BusyPoll_Microseconds()
     {

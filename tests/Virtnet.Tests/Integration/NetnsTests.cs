@@ -1,0 +1,183 @@
+// attach --netns: the virtual device made in a third namespace C (a container's, say), the real device staying in
+// A. The kernel datapath makes virtnet0 one end of a veth pair whose other end (vnpeer<ifindex>) stays in A and
+// is reached by bpf_redirect_peer; the user datapath moves its TAP into C.
+//
+//   [C: virtnet0 10.200.X.1] ~ virtnet ~ [A: va] ==veth== [B: vb 10.200.X.2]
+using Virtnet.Tests.Infrastructure;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Virtnet.Tests.Integration;
+
+public class NetnsTests(ITestOutputHelper output)
+{
+    private const int X = 21;
+    private static readonly TimeSpan FailFast = TimeSpan.FromSeconds(30);
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Netns_PingBothWays_ThenStopLeavesNothing(string datapath)
+    {
+        Root.Require();
+        using var c = new TestNetns($"nsc{datapath[0]}");
+        using var lab = Lab.Create($"ns{datapath[0]}", X, output);
+        var before = Net.LinkNames(lab.A);
+
+        var virtnet = lab.Attach(datapath, "--netns", c.Name);
+
+        Assert.Contains($"{Lab.Real} <-> {Lab.Virtual}, in /run/netns/{c.Name}, {datapath} datapath, mtu 1500", virtnet.ReadyLine, StringComparison.Ordinal);
+        Assert.False(Net.Exists(lab.A, Lab.Virtual), $"{Lab.Virtual} is in A: {string.Join(' ', Net.LinkNames(lab.A))}");
+        Assert.Contains("UP", Net.Flags(c, Lab.Virtual));
+        Assert.Equal(Net.Mac(lab.A, Lab.Real), Net.Mac(c, Lab.Virtual));
+        if (datapath == "kernel")
+        {
+            string peer = $"vnpeer{Net.Ifindex(lab.A, Lab.Real)}";
+            Assert.Contains($", peer {peer}", virtnet.ReadyLine, StringComparison.Ordinal);
+            Assert.Equal("1", lab.A.Exec("cat", $"/proc/sys/net/ipv6/conf/{peer}/disable_ipv6").Trim());
+        }
+
+        AddressVirtual(c, lab);
+        Net.AssertPing(c, lab.A4, lab.B4);
+        Net.AssertPing(lab.B, lab.B4, lab.A4);
+        var took = Net.WaitForPing(c, lab.A6, lab.B6, TimeSpan.FromSeconds(5));
+        output.WriteLine($"first IPv6 answer after {took.TotalMilliseconds:F0} ms");
+        Net.AssertPing(lab.B, lab.B6, lab.A6);
+
+        virtnet.Signal(15);
+        Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), $"no exit on SIGTERM: {virtnet.Describe()}");
+        Assert.Equal(0, virtnet.ExitCode);
+        Assert.Equal(before, Net.LinkNames(lab.A));
+        Assert.Equal(["lo"], Net.LinkNames(c));
+        Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
+    }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Netns_Tcp16MiBEachWay_ArrivesIntact(string datapath)
+    {
+        Root.Require();
+        using var c = new TestNetns($"nst{datapath[0]}");
+        using var lab = Lab.Create($"nt{datapath[0]}", X, output);
+        lab.Attach(datapath, "--netns", c.Name);
+        AddressVirtual(c, lab);
+        Net.AssertPing(c, lab.A4, lab.B4, count: 2);
+
+        var wireToVirtual = Traffic.TcpTransfer(lab.B, lab.B4, c, lab.A4, 16L << 20, TimeSpan.FromSeconds(60));
+        var virtualToWire = Traffic.TcpTransfer(c, lab.A4, lab.B, lab.B4, 16L << 20, TimeSpan.FromSeconds(60));
+        output.WriteLine($"wire -> virtual {wireToVirtual}; virtual -> wire {virtualToWire}");
+    }
+
+    [SkippableFact]
+    public void Netns_Kernel_Sigkill_RealDeviceBack_NextAttachRemovesTheLeftPair()
+    {
+        Root.Require();
+        using var c = new TestNetns("nsk");
+        using var lab = Lab.Create("nk", X, output);
+        string peer = $"vnpeer{Net.Ifindex(lab.A, Lab.Real)}";
+        var first = lab.Attach("kernel", "--netns", c.Name);
+        AddressVirtual(c, lab);
+        Net.AssertPing(c, lab.A4, lab.B4, count: 2);
+
+        first.Kill();
+        Assert.True(first.WaitForExit(TimeSpan.FromSeconds(5)), "the process survived SIGKILL?");
+
+        // The real device is given back as after any SIGKILL: its hook empties when the last fd closes.
+        var back = Net.WaitUntil(() => Net.HooksEmpty(lab.A, Lab.Real), TimeSpan.FromSeconds(1), () => Net.DescribeHooks(lab.A, Lab.Real));
+        output.WriteLine($"hooks empty {back.TotalMilliseconds:F0} ms after SIGKILL");
+
+        // The veth pair is not owned by an fd: it stays, inert, until the next attach to the same device.
+        Assert.True(Net.Exists(lab.A, peer), $"{peer} gone already: {string.Join(' ', Net.LinkNames(lab.A))}");
+        Assert.True(Net.Exists(c, Lab.Virtual));
+
+        var second = lab.Attach("kernel", "--netns", c.Name);
+        AddressVirtual(c, lab);
+        Net.AssertPing(c, lab.A4, lab.B4, count: 2);
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+        second.Signal(15);
+        Assert.True(second.WaitForExit(TimeSpan.FromSeconds(10)), $"no exit on SIGTERM: {second.Describe()}");
+        Assert.False(Net.Exists(lab.A, peer), $"{peer} left after a clean stop");
+        Assert.Equal(["lo"], Net.LinkNames(c));
+    }
+
+    [SkippableFact]
+    public void Netns_Kernel_MtuAndCarrierFollowTheRealDevice()
+    {
+        Root.Require();
+        using var c = new TestNetns("nsf");
+        using var lab = Lab.Create("nf", X, output);
+        string peer = $"vnpeer{Net.Ifindex(lab.A, Lab.Real)}";
+        var virtnet = lab.Attach("kernel", "--netns", c.Name);
+        AddressVirtual(c, lab);
+
+        Net.Ip(lab.B, "link", "set", Lab.Peer, "mtu", "9000");
+        Net.Ip(lab.A, "link", "set", Lab.Real, "mtu", "9000");
+        Net.WaitUntil(() => Net.Mtu(c, Lab.Virtual) == 9000 && Net.Mtu(lab.A, peer) == 9000, Net.FollowDeadline,
+            () => $"{Lab.Virtual} mtu {Net.Mtu(c, Lab.Virtual)}, {peer} mtu {Net.Mtu(lab.A, peer)}\n{virtnet.Describe()}");
+        Net.AssertPing(c, lab.A4, lab.B4, count: 2, size: 8000, dontFragment: true);
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2, size: 8000, dontFragment: true);
+
+        Net.Ip(lab.A, "link", "set", Lab.Real, "mtu", "1400");
+        Net.WaitUntil(() => Net.Mtu(c, Lab.Virtual) == 1400 && Net.Mtu(lab.A, peer) == 1400, Net.FollowDeadline,
+            () => $"{Lab.Virtual} mtu {Net.Mtu(c, Lab.Virtual)}, {peer} mtu {Net.Mtu(lab.A, peer)}\n{virtnet.Describe()}");
+
+        Net.Ip(lab.B, "link", "set", Lab.Peer, "down");
+        Net.WaitUntil(() => !Net.HasCarrier(c, Lab.Virtual), Net.FollowDeadline,
+            () => $"{Lab.Virtual} kept its carrier: {Net.LinkText(c, Lab.Virtual)}\n{virtnet.Describe()}");
+        Net.Ip(lab.B, "link", "set", Lab.Peer, "up");
+        Net.WaitUntil(() => Net.HasCarrier(c, Lab.Virtual), Net.FollowDeadline,
+            () => $"{Lab.Virtual} carrier did not come back: {Net.LinkText(c, Lab.Virtual)}\n{virtnet.Describe()}");
+        Net.AssertPing(c, lab.A4, lab.B4, count: 2);
+        Assert.False(virtnet.HasExited, virtnet.Describe());
+    }
+
+    [SkippableFact]
+    public void Netns_Refusals_SayWhatToDo_AndLeaveNothing()
+    {
+        Root.Require();
+        using var c = new TestNetns("nse");
+        using var lab = Lab.Create("ne", X, output);
+        var before = Net.LinkNames(lab.A);
+
+        var missing = VirtnetProcess.RunToExit(lab.A, FailFast, "attach", Lab.Real, "--netns", "vn-no-such-netns");
+        AssertRefused(missing, "no network namespace /run/netns/vn-no-such-netns", "ip netns add");
+
+        var mac = VirtnetProcess.RunToExit(lab.A, FailFast, "attach", Lab.Real, "--netns", c.Name, "--mac", "random");
+        AssertRefused(mac, "keeps va's MAC", "--datapath user");
+
+        // Something else already called virtnet0 in C (no dummy driver here: a veth pair born inside C).
+        Net.Ip(c, "link", "add", Lab.Virtual, "type", "veth", "peer", "name", "vx");
+        foreach (var datapath in new[] { "kernel", "user" })
+        {
+            var inUse = VirtnetProcess.RunToExit(lab.A, FailFast, "attach", Lab.Real, "--datapath", datapath, "--netns", c.Name);
+            AssertRefused(inUse, $"{Lab.Virtual}: name already in use in /run/netns/{c.Name}");
+        }
+
+        Assert.Equal(before, Net.LinkNames(lab.A));
+        Assert.Equal(["lo", Lab.Virtual, "vx"], Net.LinkNames(c));
+        Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
+    }
+
+    private static void AddressVirtual(TestNetns c, Lab lab)
+    {
+        Net.Ip(c, "link", "set", "lo", "up");
+        Net.Ip(c, "addr", "add", $"{lab.A4}/24", "dev", Lab.Virtual);
+        Net.Ip(c, "addr", "add", $"{lab.A6}/64", "dev", Lab.Virtual, "nodad");
+    }
+
+    private void AssertRefused(RunResult r, params string[] mentions)
+    {
+        output.WriteLine($"exit {r.ExitCode}; stderr: {r.Stderr.TrimEnd()}");
+        Assert.True(r.ExitCode is not 0 and not -1, $"expected a refusal, got exit {r.ExitCode}\n{r.All}");
+        string stderr = r.Stderr.TrimEnd('\n');
+        Assert.StartsWith("virtnet: ", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', stderr);
+        foreach (var m in mentions)
+        {
+            Assert.Contains(m, stderr, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("ready", r.Stdout, StringComparison.Ordinal);
+    }
+}
