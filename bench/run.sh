@@ -25,7 +25,7 @@ lib="$here/lib"
 reps=5
 secs=4
 ping_count=300
-configs="direct macvlan kernel user"
+configs="direct macvlan kernel kernel-ns user"
 out="$here/results/latest.json"
 table_only=""
 soak_frames=0
@@ -36,7 +36,8 @@ usage: sudo bench/run.sh [options]
   --quick            1 repetition, 2 s phases, 100 pings (a smoke run)
   --reps N           repetitions of every configuration (default 5; at least 3 for a spread)
   --time S           seconds per TCP direction and for the small-packet window (default 4)
-  --configs LIST     comma-separated subset of direct,macvlan,kernel,user (default all; direct is the reference)
+  --configs LIST     comma-separated subset of direct,macvlan,kernel,kernel-ns,user (default all; direct is the
+                     reference; kernel-ns: the kernel datapath with virtnet0 in a third namespace, --netns)
   --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
   --out FILE         where to write the JSON (default bench/results/latest.json)
   --table FILE       print the table of an existing results file and exit
@@ -72,7 +73,7 @@ done
 [[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "--reps wants a positive integer"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "--time wants a positive integer number of seconds"
 for c in $configs; do
-  case "$c" in direct|macvlan|kernel|user) ;; *) die "unknown configuration '$c'; use direct, macvlan, kernel, user" ;; esac
+  case "$c" in direct|macvlan|kernel|kernel-ns|user) ;; *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user" ;; esac
 done
 [[ " $configs " == *" direct "* ]] || die "the direct configuration is the reference for every ratio; keep it in --configs"
 
@@ -156,35 +157,40 @@ nft_delivered() { # ns -> packets counted by the test-frame rule
   ip netns exec "$1" nft list chain inet vnb pre 2>/dev/null | awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") {print $(i + 1); exit}}' | { read -r n || true; echo "${n:-0}"; }
 }
 
-snapshot() { # gen host vnpid -> JSON
-  local gen="$1" host="$2" pid="${3:-}" t nft links_h links_g vn hb sd th
+snapshot() { # gen host vnpid -> JSON (the receiving side is $rxns; a kernel-ns lab's virtnet0 lives in $cont)
+  local gen="$1" host="$2" pid="${3:-}" t nft links_h links_g links_c vn hb sd th
   t="$(date +%s.%N)"
-  nft="$(nft_delivered "$host")"
+  nft="$(nft_delivered "$rxns")"
   vn="$(proc_ticks "$pid")"
   th="$(thread_ticks "$pid")"
   hb="$(host_busy_ticks)"
   sd="$(softnet_drops)"
   links_h="$(ip -n "$host" -s -j link show)"
   links_g="$(ip -n "$gen" -s -j link show)"
+  links_c="$(ip -n "$cont" -s -j link show | jq -c '[.[] | select(.ifname != "lo")]')"
   jq -nc --argjson t "$t" --argjson nft "$nft" --argjson vn "$vn" --argjson hb "$hb" --argjson sd "$sd" --argjson th "$th" \
-    --argjson h "$links_h" --argjson g "$links_g" --argjson hz "$clk_tck" \
+    --argjson h "$links_h" --argjson g "$links_g" --argjson c "$links_c" --argjson hz "$clk_tck" \
     '{t: $t, nft: $nft, vn_cpu: ($vn / $hz), vn_threads: ($th | map_values(. / $hz)), host_busy: ($hb / $hz), softnet_drops: $sd,
-      links: ([$h[] | {key: .ifname, value: .stats64}] + [$g[] | {key: .ifname, value: .stats64}] | from_entries)}'
+      links: ([$h[] | {key: .ifname, value: .stats64}] + [$g[] | {key: .ifname, value: .stats64}] + [$c[] | {key: .ifname, value: .stats64}] | from_entries)}'
 }
 
 # ---------------------------------------------------------------------------------------------------------------
 # One lab: two namespaces, a veth pair born inside them (va in HOST plays the real NIC; vb in GEN is the wire's
-# far end), and the configuration under test on va.
+# far end), and the configuration under test on va; a third namespace, CONT, a container's, where kernel-ns puts
+# virtnet0.
 GEN_IP=10.200.50.2
 HOST_IP=10.200.50.1
 
 make_lab() { # index -> sets gen host
   gen="vnb-gen-$run_id-$1"
   host="vnb-host-$run_id-$1"
+  cont="vnb-cont-$run_id-$1"
+  rxns="$host"
   ip netns add "$gen"; our_ns+=("$gen")
   ip netns add "$host"; our_ns+=("$host")
+  ip netns add "$cont"; our_ns+=("$cont")
   local ns
-  for ns in "$gen" "$host"; do
+  for ns in "$gen" "$host" "$cont"; do
     ip -n "$ns" link set lo up
     # No IPv6 in the lab: no DAD, ND or MLD frames mixed into the counts. Namespace-local sysctls.
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -199,9 +205,10 @@ make_lab() { # index -> sets gen host
 vn_pid=""
 vn_out=""
 
-start_virtnet() { # datapath
+start_virtnet() { # datapath [attach options...]
   vn_out="$work/virtnet-$cfg-$rep.out"
-  ip netns exec "$host" "$repo/virtnet" attach va --datapath "$1" >"$vn_out" 2>"$vn_out.err" &
+  local datapath="$1"; shift
+  ip netns exec "$host" "$repo/virtnet" attach va --datapath "$datapath" "$@" >"$vn_out" 2>"$vn_out.err" &
   vn_pid=$!
   our_pids+=("$vn_pid")
   local i
@@ -231,17 +238,20 @@ setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 
     kernel|user)
       start_virtnet "$1" || return 1
       rxdev=virtnet0 ;;
+    kernel-ns)
+      start_virtnet kernel --netns "$cont" || return 1
+      rxdev=virtnet0; rxns="$cont" ;;
   esac
-  ip -n "$host" addr add "$HOST_IP/24" dev "$rxdev" || return 1
-  ip -n "$host" link set "$rxdev" up || return 1
-  rxmac="$(ip -n "$host" -j link show "$rxdev" | jq -r '.[0].address')" || return 1
+  ip -n "$rxns" addr add "$HOST_IP/24" dev "$rxdev" || return 1
+  ip -n "$rxns" link set "$rxdev" up || return 1
+  rxmac="$(ip -n "$rxns" -j link show "$rxdev" | jq -r '.[0].address')" || return 1
   gmac="$(ip -n "$gen" -j link show vb | jq -r '.[0].address')" || return 1
   # Static neighbours: no ARP in the middle of a measurement.
   ip -n "$gen" neigh replace "$HOST_IP" lladdr "$rxmac" dev vb nud permanent || return 1
-  ip -n "$host" neigh replace "$GEN_IP" lladdr "$gmac" dev "$rxdev" nud permanent || return 1
+  ip -n "$rxns" neigh replace "$GEN_IP" lladdr "$gmac" dev "$rxdev" nud permanent || return 1
   # The small-packet sink: count and drop the test frames at the virtual side's IP layer, before conntrack and
   # routing, the same way for every configuration.
-  ip netns exec "$host" nft -f - <<'EOF' || return 1
+  ip netns exec "$rxns" nft -f - <<'EOF' || return 1
 table inet vnb {
   chain pre {
     type filter hook prerouting priority -300; policy accept;
@@ -257,6 +267,7 @@ teardown_lab() {
   [ -n "${iperf_pid:-}" ] && { stop_pid "$iperf_pid"; forget_pid "$iperf_pid"; iperf_pid=""; }
   delete_ns "$gen"
   delete_ns "$host"
+  delete_ns "$cont"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -286,12 +297,12 @@ measure_ping() {
 
 iperf_pid=""
 start_iperf_server() {
-  ip netns exec "$host" iperf3 -s -B "$HOST_IP" -p 5201 >/dev/null 2>&1 &
+  ip netns exec "$rxns" iperf3 -s -B "$HOST_IP" -p 5201 >/dev/null 2>&1 &
   iperf_pid=$!
   our_pids+=("$iperf_pid")
   local i
   for i in $(seq 1 100); do
-    ip netns exec "$host" ss -Hltn 'sport = :5201' 2>/dev/null | grep -q . && return 0
+    ip netns exec "$rxns" ss -Hltn 'sport = :5201' 2>/dev/null | grep -q . && return 0
     sleep 0.05
   done
   return 1
