@@ -140,10 +140,7 @@ public sealed class Attachment : IDisposable
         };
 
         bool peerMode = netns is not null && options.Datapath == DatapathKind.Kernel;
-        if (peerMode && !mac.AsSpan().SequenceEqual(real.Mac))
-        {
-            throw new VirtnetException("attach", options.Name, $"{options.Name}: the kernel datapath in another namespace keeps {real.Name}'s MAC; drop --mac, or use --datapath user", Errno.EOPNOTSUPP);
-        }
+        bool ownMac = !mac.AsSpan().SequenceEqual(real.Mac);
 
         TapDevice? tap = null;
         LinkInfo? peer = null;
@@ -184,13 +181,13 @@ public sealed class Attachment : IDisposable
 
         // A MAC the real device does not own must still get through its receive filter.
         FileDescriptor? membership = null;
-        if (!mac.AsSpan().SequenceEqual(real.Mac))
+        if (ownMac)
         {
             membership = cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
         }
 
         IDatapath datapath = peerMode
-            ? KernelDatapath.CreateWithPeer(real.Index, real.Name, peer!.Index, peer.Name)
+            ? KernelDatapath.CreateWithPeer(real.Index, real.Name, peer!.Index, peer.Name, netns!, virt.Index, virt.Name, mac)
             : options.Datapath == DatapathKind.Kernel
                 ? KernelDatapath.Create(real.Index, real.Name, virt.Index, virt.Name)
                 : UserDatapath.Create(rtnl, real, tap!, virt.Index, options.Handlers, options.BusyPoll ?? UserDatapath.DefaultBusyPoll, virtRtnl);

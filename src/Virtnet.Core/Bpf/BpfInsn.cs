@@ -137,6 +137,7 @@ public enum BpfHelper
     CloneRedirect = 13,
     Redirect = 23,
     SkbLoadBytes = 26,
+    SkbChangeType = 32,
     RedirectMap = 51,
     RedirectNeigh = 152,
     RedirectPeer = 155,

@@ -31,10 +31,26 @@ public static class Programs
     public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags)
         => TakeIngress(counters, key, ifindex, flags, peer: false);
 
+    /// <summary>linux/if_packet.h: what a frame's destination MAC is to the device that received it.</summary>
+    public const int PACKET_HOST = 0;
+
+    public const int PACKET_BROADCAST = 1;
+
+    public const int PACKET_MULTICAST = 2;
+
+    public const int PACKET_OTHERHOST = 3;
+
+    /// <summary>offsetof(struct __sk_buff, data) and data_end: direct packet access for tc programs.</summary>
+    public const short SkBuffDataOffset = 76;
+
+    public const short SkBuffDataEndOffset = 80;
+
     /// <summary>
     /// <see cref="TakeIngress(CounterMap?, int, int, ulong)"/> with <paramref name="peer"/>: the frame goes by
     /// bpf_redirect_peer(ifindex) to the peer of a veth in this namespace, a device in another namespace, without
     /// a second pass through the backlog (the receive loop goes round again, as after RX_HANDLER_ANOTHER).
+    /// Such a redirect marks every frame PACKET_HOST (skb_scrub_packet); <see cref="ClassifyFrames"/> on the
+    /// receiving device puts the right type back.
     /// </summary>
     public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags, bool peer)
     {
@@ -78,6 +94,78 @@ public static class Programs
         var asm = new BpfAssembler();
         EmitCount(asm, mapFd, key);
         EmitRedirect(asm, ifindex, flags);
+        return asm.ToArray();
+    }
+
+    /// <summary>
+    /// For the tcx ingress of a device that frames reach by bpf_redirect_peer(), which marks them all PACKET_HOST:
+    /// sets skb->pkt_type from the destination MAC as eth_type_trans() would (PACKET_HOST for <paramref name="mac"/>,
+    /// PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST for another host's), then lets the frame go on
+    /// (TCX_NEXT). Without it, the stack would take another host's frames as its own, and broadcasts as unicast.
+    /// A frame addressed to <paramref name="mac"/> costs the loads and compares only (no helper call).
+    /// <code>
+    ///   r2 = skb->data; r3 = skb->data_end; r4 = r2 + 6; if r4 > r3 goto next
+    ///   r4 = *(u8 *)(r2 + 0); r4 &amp;= 1; if r4 != 0 goto group     ; the I/G bit
+    ///   r4 = *(u32 *)(r2 + 0); r5 = mac[0..3]; if r4 != r5 goto other
+    ///   r4 = *(u16 *)(r2 + 4); if r4 != mac[4..5] goto other
+    ///   goto next                                               ; ours: PACKET_HOST already
+    /// other: r2 = PACKET_OTHERHOST; goto set
+    /// group: r4 = *(u32 *)(r2 + 0); r5 = 0xffffffff; if r4 != r5 goto mcast
+    ///   r4 = *(u16 *)(r2 + 4); if r4 != 0xffff goto mcast; r2 = PACKET_BROADCAST; goto set
+    /// mcast: r2 = PACKET_MULTICAST
+    /// set: call bpf_skb_change_type        ; r1 is still the skb
+    /// next: r0 = TCX_NEXT; exit
+    /// </code>
+    /// </summary>
+    public static BpfInsn[] ClassifyFrames(byte[] mac)
+    {
+        ArgumentNullException.ThrowIfNull(mac);
+        if (mac.Length != 6)
+        {
+            throw new ArgumentException("a MAC address has 6 bytes", nameof(mac));
+        }
+
+        // Little-endian loads of the frame's bytes, compared with the same bytes read the same way.
+        uint low = (uint)(mac[0] | (mac[1] << 8) | (mac[2] << 16) | (mac[3] << 24));
+        int high = mac[4] | (mac[5] << 8);
+        var asm = new BpfAssembler();
+        var next = asm.DefineLabel();
+        var other = asm.DefineLabel();
+        var group = asm.DefineLabel();
+        var mcast = asm.DefineLabel();
+        var set = asm.DefineLabel();
+        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffDataOffset)
+           .LdxW(BpfReg.R3, BpfReg.R1, SkBuffDataEndOffset)
+           .MovReg(BpfReg.R4, BpfReg.R2)
+           .AddImm(BpfReg.R4, 6)
+           .JmpReg(BpfCode.BPF_JGT, BpfReg.R4, BpfReg.R3, next)
+           .LdxB(BpfReg.R4, BpfReg.R2, 0)
+           .Alu64Imm(BpfCode.BPF_AND, BpfReg.R4, 1)
+           .JneImm(BpfReg.R4, 0, group)
+           .LdxW(BpfReg.R4, BpfReg.R2, 0)
+           .LdImm64(BpfReg.R5, low)
+           .JneReg(BpfReg.R4, BpfReg.R5, other)
+           .LdxH(BpfReg.R4, BpfReg.R2, 4)
+           .JneImm(BpfReg.R4, high, other)
+           .Ja(next)
+           .Mark(other)
+           .MovImm(BpfReg.R2, PACKET_OTHERHOST)
+           .Ja(set)
+           .Mark(group)
+           .LdxW(BpfReg.R4, BpfReg.R2, 0)
+           .LdImm64(BpfReg.R5, 0xffffffff)
+           .JneReg(BpfReg.R4, BpfReg.R5, mcast)
+           .LdxH(BpfReg.R4, BpfReg.R2, 4)
+           .JneImm(BpfReg.R4, 0xffff, mcast)
+           .MovImm(BpfReg.R2, PACKET_BROADCAST)
+           .Ja(set)
+           .Mark(mcast)
+           .MovImm(BpfReg.R2, PACKET_MULTICAST)
+           .Mark(set)
+           .Call(BpfHelper.SkbChangeType)
+           .Mark(next)
+           .MovImm(BpfReg.R0, Libc.TCX_NEXT)
+           .Exit();
         return asm.ToArray();
     }
 

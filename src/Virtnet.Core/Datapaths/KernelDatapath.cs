@@ -7,6 +7,7 @@
 //
 // The links are never pinned: when this process dies, the kernel closes the fds and detaches both programs.
 using Virtnet.Bpf;
+using Virtnet.Lab;
 
 namespace Virtnet.Datapaths;
 
@@ -14,15 +15,20 @@ public sealed class KernelDatapath : IDatapath
 {
     public const string IngressProgramName = "virtnet_in";
     public const string EgressProgramName = "virtnet_out";
+    public const string ClassifyProgramName = "virtnet_cls";
 
     private readonly CounterMap _counters;
     private readonly BpfProgram _ingressProgram;
     private readonly BpfProgram _egressProgram;
     private readonly TcxLink _egressLink;
     private readonly TcxLink _ingressLink;
+    private readonly BpfProgram? _classifyProgram;
+    private readonly TcxLink? _classifyLink;
 
-    private KernelDatapath(CounterMap counters, BpfProgram ingressProgram, BpfProgram egressProgram, TcxLink egressLink, TcxLink ingressLink)
+    private KernelDatapath(CounterMap counters, BpfProgram ingressProgram, BpfProgram egressProgram, TcxLink egressLink, TcxLink ingressLink, BpfProgram? classifyProgram = null, TcxLink? classifyLink = null)
     {
+        _classifyProgram = classifyProgram;
+        _classifyLink = classifyLink;
         _counters = counters;
         _ingressProgram = ingressProgram;
         _egressProgram = egressProgram;
@@ -56,18 +62,23 @@ public sealed class KernelDatapath : IDatapath
     ///   stack -> virtual device -> veth -> peer --[tcx ingress: count, bpf_redirect(real, 0)]--> real transmit
     /// </code>
     /// Ingress needs no backlog pass (the namespace switch happens inside the receive loop); egress crosses the
-    /// veth as any container's traffic does.
+    /// veth as any container's traffic does. The redirect marks every frame PACKET_HOST, so a third program, on
+    /// the virtual device's own tcx ingress (attached from inside <paramref name="netns"/>), classifies frames
+    /// against <paramref name="virtMac"/> again.
     /// </summary>
-    public static KernelDatapath CreateWithPeer(int realIndex, string realName, int peerIndex, string peerName)
+    public static KernelDatapath CreateWithPeer(int realIndex, string realName, int peerIndex, string peerName, NetNamespace netns, int virtIndex, string virtName, byte[] virtMac)
     {
+        ArgumentNullException.ThrowIfNull(netns);
         using var cleanup = new Cleanup();
         var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 2));
+        var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(virtMac), virtName));
+        var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virtIndex, virtName, TcxDirection.Ingress)));
         var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, peerIndex, 0, peer: true), realName));
         var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), peerName));
         var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, peerIndex, peerName, TcxDirection.Ingress));
         var ingressLink = cleanup.Add(TcxLink.Attach(ingressProgram, realIndex, realName, TcxDirection.Ingress));
         cleanup.Commit();
-        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink);
+        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink, classifyProgram, classifyLink);
     }
 
     public DatapathCounters ReadCounters()
@@ -86,8 +97,10 @@ public sealed class KernelDatapath : IDatapath
         // Give the real device back first.
         _ingressLink.Dispose();
         _egressLink.Dispose();
+        _classifyLink?.Dispose();
         _ingressProgram.Dispose();
         _egressProgram.Dispose();
+        _classifyProgram?.Dispose();
         _counters.Dispose();
     }
 }

@@ -15,21 +15,25 @@ public class NetnsTests(ITestOutputHelper output)
     private static readonly TimeSpan FailFast = TimeSpan.FromSeconds(30);
 
     [SkippableTheory]
-    [InlineData("kernel")]
-    [InlineData("user")]
-    public void Netns_PingBothWays_ThenStopLeavesNothing(string datapath)
+    [InlineData("kernel", "inherit")]
+    [InlineData("user", "inherit")]
+    [InlineData("kernel", "02:00:00:00:00:43")]
+    [InlineData("user", "02:00:00:00:00:43")]
+    public void Netns_PingBothWays_ThenStopLeavesNothing(string datapath, string mac)
     {
         Root.Require();
-        using var c = new TestNetns($"nsc{datapath[0]}");
-        using var lab = Lab.Create($"ns{datapath[0]}", X, output);
+        string tag = $"{datapath[0]}{mac[0]}";
+        using var c = new TestNetns($"nsc{tag}");
+        using var lab = Lab.Create($"ns{tag}", X, output);
         var before = Net.LinkNames(lab.A);
+        string realMac = Net.Mac(lab.A, Lab.Real);
 
-        var virtnet = lab.Attach(datapath, "--netns", c.Name);
+        var virtnet = lab.Attach(datapath, "--netns", c.Name, "--mac", mac);
 
         Assert.Contains($"{Lab.Real} <-> {Lab.Virtual}, in /run/netns/{c.Name}, {datapath} datapath, mtu 1500", virtnet.ReadyLine, StringComparison.Ordinal);
         Assert.False(Net.Exists(lab.A, Lab.Virtual), $"{Lab.Virtual} is in A: {string.Join(' ', Net.LinkNames(lab.A))}");
         Assert.Contains("UP", Net.Flags(c, Lab.Virtual));
-        Assert.Equal(Net.Mac(lab.A, Lab.Real), Net.Mac(c, Lab.Virtual));
+        Assert.Equal(mac == "inherit" ? realMac : mac, Net.Mac(c, Lab.Virtual));
         if (datapath == "kernel")
         {
             string peer = $"vnpeer{Net.Ifindex(lab.A, Lab.Real)}";
@@ -43,6 +47,17 @@ public class NetnsTests(ITestOutputHelper output)
         var took = Net.WaitForPing(c, lab.A6, lab.B6, TimeSpan.FromSeconds(5));
         output.WriteLine($"first IPv6 answer after {took.TotalMilliseconds:F0} ms");
         Net.AssertPing(lab.B, lab.B6, lab.A6);
+
+        if (mac != "inherit")
+        {
+            // A frame for the real device's own MAC is not the virtual device's: its stack must see it as another
+            // host's (PACKET_OTHERHOST) and not answer, on either datapath.
+            Net.Ip(lab.B, "neigh", "replace", lab.A4, "lladdr", realMac, "dev", Lab.Peer, "nud", "permanent");
+            var r = Net.Ping(lab.B, lab.B4, lab.A4, count: 2);
+            Assert.True(r.ExitCode != 0, $"the virtual device answered a frame for {realMac}: {r.All}");
+            Net.Ip(lab.B, "neigh", "replace", lab.A4, "lladdr", mac, "dev", Lab.Peer, "nud", "permanent");
+            Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+        }
 
         virtnet.Signal(15);
         Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), $"no exit on SIGTERM: {virtnet.Describe()}");
@@ -142,9 +157,6 @@ public class NetnsTests(ITestOutputHelper output)
 
         var missing = VirtnetProcess.RunToExit(lab.A, FailFast, "attach", Lab.Real, "--netns", "vn-no-such-netns");
         AssertRefused(missing, "no network namespace /run/netns/vn-no-such-netns", "ip netns add");
-
-        var mac = VirtnetProcess.RunToExit(lab.A, FailFast, "attach", Lab.Real, "--netns", c.Name, "--mac", "random");
-        AssertRefused(mac, "keeps va's MAC", "--datapath user");
 
         // Something else already called virtnet0 in C (no dummy driver here: a veth pair born inside C).
         Net.Ip(c, "link", "add", Lab.Virtual, "type", "veth", "peer", "name", "vx");
