@@ -120,7 +120,7 @@ public sealed class UserDatapath : IDatapath
             var forwarders = new Forwarder[queues];
             for (int q = 0; q < queues; q++)
             {
-                forwarders[q] = new Forwarder(q, rings[q], pump.Queues[q], virt.Queues[q], stop, handlers.ToArray(), busyPoll, load);
+                forwarders[q] = new Forwarder(q, rings[q], pump.Queues[q], virt.Queues[q], stop, handlers.ToArray(), busyPoll, load, (pump.Name, virt.Name));
             }
 
             var pumpProgram = owned.Add(BpfProgram.LoadSchedCls(PumpProgramName, Programs.Redirect(real.Index, 0), pump.Name));
@@ -263,12 +263,14 @@ public sealed class UserDatapath : IDatapath
         private readonly int _cpu;
         private readonly SharedLoad _load;
         private readonly Thread _thread;
+        private readonly (string Pump, string Virt) _names;
         private volatile bool _stopping;
         private Stats _ingress;
         private Stats _egress;
 
-        public Forwarder(int cpu, PacketRing ring, FileDescriptor pump, FileDescriptor virt, FileDescriptor stop, IFrameHandler[] handlers, TimeSpan spin, SharedLoad load)
+        public Forwarder(int cpu, PacketRing ring, FileDescriptor pump, FileDescriptor virt, FileDescriptor stop, IFrameHandler[] handlers, TimeSpan spin, SharedLoad load, (string Pump, string Virt) names)
         {
+            _names = names;
             _ring = ring;
             _cpu = cpu;
             _load = load;
@@ -513,7 +515,9 @@ public sealed class UserDatapath : IDatapath
 
         [MethodImpl(MethodImplOptions.NoInlining)]
         private void Fail(Direction direction, Errno errno)
-            => Fault = $"read on the {(direction == Direction.Ingress ? "real" : "virtual")} side failed: {errno.Format()}";
+            => Fault = errno == Errno.EBADFD
+                ? $"{(direction == Direction.Ingress ? _names.Pump : _names.Virt)} was deleted" // the fd outlived its device
+                : $"read on the {(direction == Direction.Ingress ? "real" : "virtual")} side failed: {errno.Format()}";
 
         /// <summary>
         /// The forwarders' frame rates and the spread flag they decide together. A rate, not a busy fraction:

@@ -36,6 +36,7 @@ public enum Errno
     EPROTO = 71,
     EOVERFLOW = 75,
     EBADMSG = 74,
+    EBADFD = 77,
     ENOTSOCK = 88,
     EMSGSIZE = 90,
     EPROTONOSUPPORT = 93,

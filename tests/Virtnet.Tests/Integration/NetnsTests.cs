@@ -147,6 +147,26 @@ public class NetnsTests(ITestOutputHelper output)
         Assert.False(virtnet.HasExited, virtnet.Describe());
     }
 
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Netns_VirtualDeletedInsideTheNamespace_AttachEndsSayingSo(string datapath)
+    {
+        Root.Require();
+        using var c = new TestNetns($"nsd{datapath[0]}");
+        using var lab = Lab.Create($"nd{datapath[0]}", X, output);
+        var before = Net.LinkNames(lab.A);
+        var virtnet = lab.Attach(datapath, "--netns", c.Name);
+
+        Net.Ip(c, "link", "del", Lab.Virtual);
+
+        Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), $"still running: {virtnet.Describe()}");
+        Assert.Equal(1, virtnet.ExitCode);
+        Assert.Contains($"virtnet: {Lab.Virtual} was deleted", virtnet.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, Net.LinkNames(lab.A));
+        Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
+    }
+
     [SkippableFact]
     public void Netns_Refusals_SayWhatToDo_AndLeaveNothing()
     {
