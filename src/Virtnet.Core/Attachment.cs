@@ -49,8 +49,7 @@ public sealed class Attachment : IDisposable
     private const ushort ArphrdEther = 1;
 
     private readonly RtNetlink _rtnl;
-    private readonly RtNetlink _virtRtnl;
-    private readonly NetNamespace? _netns;
+    private readonly VirtualNamespace? _virtNs;
     private readonly TapDevice? _tap;
     private readonly LinkInfo? _peer;
     private readonly FileDescriptor? _membership;
@@ -58,11 +57,10 @@ public sealed class Attachment : IDisposable
     private bool _carrier;
     private int _disposed;
 
-    private Attachment(RtNetlink rtnl, RtNetlink virtRtnl, NetNamespace? netns, LinkInfo real, TapDevice? tap, LinkInfo? peer, LinkInfo virt, IDatapath datapath, FileDescriptor? membership)
+    private Attachment(RtNetlink rtnl, VirtualNamespace? virtNs, LinkInfo real, TapDevice? tap, LinkInfo? peer, LinkInfo virt, IDatapath datapath, FileDescriptor? membership)
     {
         _rtnl = rtnl;
-        _virtRtnl = virtRtnl;
-        _netns = netns;
+        _virtNs = virtNs;
         _tap = tap;
         _peer = peer;
         _membership = membership;
@@ -86,7 +84,7 @@ public sealed class Attachment : IDisposable
     public bool Carrier => _carrier;
 
     /// <summary>The namespace the virtual device lives in (as given), or null for the real device's.</summary>
-    public string? Namespace => _netns?.Description;
+    public string? Namespace => _virtNs?.Path;
 
     /// <summary>With the kernel datapath in another namespace: the veth end that stays with the real device.</summary>
     public string? PeerName => _peer?.Name;
@@ -98,6 +96,11 @@ public sealed class Attachment : IDisposable
     public static Attachment Create(AttachOptions options)
     {
         DeviceName.Validate(options.Name);
+        if (options.Name.StartsWith("vnpeer", StringComparison.Ordinal) || options.Name.StartsWith("vnpump", StringComparison.Ordinal))
+        {
+            throw new VirtnetException("attach", options.Name, $"{options.Name}: names starting with vnpeer or vnpump are virtnet's own; choose another with --name", Errno.EINVAL);
+        }
+
         CheckPrivileges();
 
         using var cleanup = new Cleanup();
@@ -118,12 +121,27 @@ public sealed class Attachment : IDisposable
         // A kernel-datapath pair in another namespace that a killed attach to this device left behind.
         RemoveStalePeer(rtnl, PeerNameFor(real.Index));
 
+        // The namespace is held only while the devices are made: afterwards the attach reaches it by path (checked
+        // to be the same namespace), so that when its last process exits it dies, taking the virtual device with
+        // it, and the attach ends instead of sending the real device's frames into a dead namespace.
         NetNamespace? netns = null;
+        VirtualNamespace? virtNs = null;
         var virtRtnl = rtnl;
         if (options.Netns is { } nsPath)
         {
             netns = cleanup.Add(OpenNamespace(nsPath));
-            virtRtnl = cleanup.Add(netns.Run(RtNetlink.Open));
+            string identity = VirtualNamespace.Identity(netns.Handle);
+            if (identity == VirtualNamespace.Current())
+            {
+                // Our own namespace under another name (e.g. /proc/self/ns/net): the ordinary mode.
+                netns.Dispose();
+                netns = null;
+            }
+            else
+            {
+                virtNs = new VirtualNamespace(nsPath, identity);
+                virtRtnl = cleanup.Add(netns.Run(RtNetlink.Open));
+            }
         }
 
         string where = netns is null ? "" : $" in {netns.Description}";
@@ -150,10 +168,15 @@ public sealed class Attachment : IDisposable
             // A veth pair: the virtual device is born in its namespace, its peer stays here, where tcx can reach it.
             string peerName = PeerNameFor(real.Index);
             rtnl.AddVeth(peerName, null, options.Name, netns!.Handle.Fd);
+            cleanup.Add(() =>
+            {
+                if (rtnl.TryGetLink(peerName) is { } made)
+                {
+                    rtnl.DeleteLink(made.Index);
+                }
+            });
             peer = rtnl.GetLink(peerName);
-            int peerIndex = peer.Index;
-            cleanup.Add(() => rtnl.DeleteLink(peerIndex));
-            rtnl.SetAlias(peer.Index, $"{AliasPrefix}: peer of {options.Name} for {real.Name}");
+            rtnl.SetAlias(peer.Index, $"{PeerAliasPrefix}{options.Name} for {real.Name}");
             // The peer only carries frames; it must not speak (IPv6 would send ND and MLD into the namespace).
             UserDatapath.DisableIpv6(peerName);
             rtnl.SetMtu(peer.Index, real.Mtu);
@@ -161,15 +184,19 @@ public sealed class Attachment : IDisposable
         }
         else
         {
-            // The user datapath runs one forwarder per CPU, each on its own queue of both TAPs.
-            tap = cleanup.Add(TapDevice.Create(options.Name, queues: options.Datapath == DatapathKind.User ? UserDatapath.QueuesFor() : 1));
+            // The user datapath runs one forwarder per CPU, each on its own queue of both TAPs. For another
+            // namespace the TAP is made here under a passing name and moved there under its own in one request:
+            // its fds then belong to this namespace and do not keep the other alive.
+            string firstName = netns is null ? options.Name : $"vnt{Random.Shared.Next():x7}";
+            tap = cleanup.Add(TapDevice.Create(firstName, queues: options.Datapath == DatapathKind.User ? UserDatapath.QueuesFor() : 1));
             tap.EnableOffloads();
             virt = rtnl.GetLink(tap.Name);
             if (netns is not null)
             {
                 // A TAP keeps working through its fd wherever its device lives.
-                rtnl.MoveToNamespace(virt.Index, netns.Handle.Fd);
-                virt = virtRtnl.GetLink(tap.Name);
+                rtnl.MoveToNamespace(virt.Index, netns.Handle.Fd, options.Name);
+                tap.Renamed(options.Name);
+                virt = virtRtnl.GetLink(options.Name);
             }
 
             tap.SetCarrier(real.Carrier);
@@ -186,11 +213,13 @@ public sealed class Attachment : IDisposable
             membership = cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
         }
 
+        int virtIndex = virt.Index;
         IDatapath datapath = peerMode
             ? KernelDatapath.CreateWithPeer(real.Index, real.Name, peer!.Index, peer.Name, netns!, virt.Index, virt.Name, mac)
             : options.Datapath == DatapathKind.Kernel
                 ? KernelDatapath.Create(real.Index, real.Name, virt.Index, virt.Name)
-                : UserDatapath.Create(rtnl, real, tap!, virt.Index, options.Handlers, options.BusyPoll ?? UserDatapath.DefaultBusyPoll, virtRtnl);
+                : UserDatapath.Create(rtnl, real, tap!, virt.Index, options.Handlers, options.BusyPoll ?? UserDatapath.DefaultBusyPoll,
+                    virtNs is null ? null : () => virtNs.Query(r => r.TryGetLink(virtIndex)?.Stats?.TxDropped) ?? 0);
         cleanup.Add(datapath);
 
         // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out. A veth
@@ -203,7 +232,13 @@ public sealed class Attachment : IDisposable
         virtRtnl.SetUp(virt.Index, true);
         virt = virtRtnl.GetLink(virt.Index);
         cleanup.Commit();
-        return new Attachment(rtnl, virtRtnl, netns, real, tap, peer, virt, datapath, membership);
+        if (netns is not null)
+        {
+            virtRtnl.Dispose();
+            netns.Dispose();
+        }
+
+        return new Attachment(rtnl, virtNs, real, tap, peer, virt, datapath, membership);
     }
 
     private static NetNamespace OpenNamespace(string path)
@@ -218,6 +253,9 @@ public sealed class Attachment : IDisposable
         }
     }
 
+    /// <summary>The alias of a kernel-datapath peer: what marks a left pair as ours.</summary>
+    private const string PeerAliasPrefix = AliasPrefix + ": peer of ";
+
     /// <summary>A peer a killed attach left behind is ours to remove; any other device of that name is in the way.</summary>
     private static void RemoveStalePeer(RtNetlink rtnl, string peerName)
     {
@@ -226,12 +264,17 @@ public sealed class Attachment : IDisposable
             return;
         }
 
-        if (stale.Alias?.StartsWith(AliasPrefix, StringComparison.Ordinal) != true)
+        if (stale.Kind != "veth" || stale.Alias?.StartsWith(PeerAliasPrefix, StringComparison.Ordinal) != true)
         {
             throw new VirtnetException("attach", peerName, $"{peerName}: name already in use by a device virtnet did not make; delete or rename it", Errno.EEXIST);
         }
 
-        // Safe: the caller found no virtnet program on the real device, so no live attach owns this pair.
+        // A live attach has its egress program on the peer; only a dead one's pair has none.
+        if (Tcx.QueryProgramNames(stale.Index, TcxDirection.Ingress).Any(n => n == KernelDatapath.EgressProgramName))
+        {
+            throw new VirtnetException("attach", peerName, $"{peerName}: in use by another virtnet; stop that one first", Errno.EBUSY);
+        }
+
         rtnl.DeleteLink(stale.Index);
     }
 
@@ -249,6 +292,11 @@ public sealed class Attachment : IDisposable
         if (now is null)
         {
             return $"{RealName} disappeared";
+        }
+
+        if (_peer is { } p && _rtnl.TryGetLink(p.Index) is null)
+        {
+            return $"{VirtualName} was deleted";
         }
 
         Apply(now, log);
@@ -274,7 +322,7 @@ public sealed class Attachment : IDisposable
 
                 Apply(link, log);
             }
-            else if (link.Deleted && (_peer is { } p ? link.Index == p.Index : _netns is null && link.Index == VirtualIndex))
+            else if (link.Deleted && (_peer is { } pair ? link.Index == pair.Index : _virtNs is null && link.Index == VirtualIndex))
             {
                 // A veth goes as a pair: deleting the virtual device (in its namespace) deletes the peer here.
                 return $"{VirtualName} was deleted";
@@ -294,11 +342,11 @@ public sealed class Attachment : IDisposable
             {
                 // The veth end that frames cross last must take them first: growing, the peer before the virtual device.
                 _rtnl.SetMtu(peer.Index, real.Mtu);
-                _virtRtnl.SetMtu(VirtualIndex, real.Mtu);
+                SetVirtualMtu(real.Mtu);
             }
             else
             {
-                _virtRtnl.SetMtu(VirtualIndex, real.Mtu);
+                SetVirtualMtu(real.Mtu);
                 if (_peer is { } shrinking)
                 {
                     _rtnl.SetMtu(shrinking.Index, real.Mtu);
@@ -327,6 +375,62 @@ public sealed class Attachment : IDisposable
 
     public DatapathCounters ReadCounters() => Datapath.ReadCounters();
 
+    private void SetVirtualMtu(int mtu)
+    {
+        if (_virtNs is null)
+        {
+            _rtnl.SetMtu(VirtualIndex, mtu);
+        }
+        else
+        {
+            // Gone namespace or device: nothing to follow; the peer's deletion or the forwarders end the attach.
+            _virtNs.Query<object>(r =>
+            {
+                r.SetMtu(VirtualIndex, mtu);
+                return null;
+            });
+        }
+    }
+
+    /// <summary>
+    /// The virtual device's namespace, reached by path without being held: each use opens the path and checks
+    /// that it is still the namespace the device was made in (its nsfs inode), then runs on a short-lived thread
+    /// inside it with a netlink socket of its own.
+    /// </summary>
+    private sealed class VirtualNamespace(string path, string identity)
+    {
+        public string Path => path;
+
+        /// <summary>"net:[inode]" of a namespace fd.</summary>
+        public static string Identity(FileDescriptor fd) => new FileInfo($"/proc/self/fd/{fd.Fd}").LinkTarget ?? "";
+
+        /// <summary>"net:[inode]" of the calling thread's namespace.</summary>
+        public static string Current() => new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? "";
+
+        /// <summary>Runs <paramref name="query"/> inside the namespace; null if it is gone or no longer the same one.</summary>
+        public T? Query<T>(Func<RtNetlink, T?> query)
+        {
+            try
+            {
+                using var ns = NetNamespace.Open(path);
+                if (Identity(ns.Handle) != identity)
+                {
+                    return default;
+                }
+
+                return ns.Run(() =>
+                {
+                    using var rtnl = RtNetlink.Open();
+                    return query(rtnl);
+                });
+            }
+            catch (VirtnetException)
+            {
+                return default;
+            }
+        }
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -349,12 +453,6 @@ public sealed class Attachment : IDisposable
         }
 
         _tap?.Dispose();
-        if (!ReferenceEquals(_virtRtnl, _rtnl))
-        {
-            _virtRtnl.Dispose();
-        }
-
-        _netns?.Dispose();
         _rtnl.Dispose();
     }
 

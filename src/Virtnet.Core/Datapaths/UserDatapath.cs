@@ -36,7 +36,7 @@ public sealed class UserDatapath : IDatapath
     private readonly TapDevice _pump;
     private readonly int _pumpIndex;
     private readonly int _virtIndex;
-    private readonly RtNetlink _virtRtnl;
+    private readonly Func<ulong>? _virtTxDropped;
     private readonly Cleanup _owned;
     private readonly FileDescriptor _stop;
     private readonly Forwarder[] _forwarders;
@@ -44,9 +44,9 @@ public sealed class UserDatapath : IDatapath
     private ulong _ringDrops;
     private int _disposed;
 
-    private UserDatapath(RtNetlink rtnl, RtNetlink virtRtnl, TapDevice pump, int pumpIndex, int virtIndex, Cleanup owned, FileDescriptor stop, Forwarder[] forwarders)
+    private UserDatapath(RtNetlink rtnl, Func<ulong>? virtTxDropped, TapDevice pump, int pumpIndex, int virtIndex, Cleanup owned, FileDescriptor stop, Forwarder[] forwarders)
     {
-        _virtRtnl = virtRtnl;
+        _virtTxDropped = virtTxDropped;
         _rtnl = rtnl;
         _pump = pump;
         _pumpIndex = pumpIndex;
@@ -71,8 +71,9 @@ public sealed class UserDatapath : IDatapath
     /// <summary>The queue count the virtual TAP must be created with for this datapath: one per CPU.</summary>
     public static int QueuesFor() => Math.Clamp(Environment.ProcessorCount, 1, 64);
 
-    /// <param name="virtRtnl">rtnetlink in the virtual device's namespace, when that is not <paramref name="rtnl"/>'s.</param>
-    public static UserDatapath Create(RtNetlink rtnl, LinkInfo real, TapDevice virt, int virtIndex, IReadOnlyList<IFrameHandler> handlers, TimeSpan busyPoll, RtNetlink? virtRtnl = null)
+    /// <param name="virtTxDropped">When the virtual device lives in another namespace: reads its tx_dropped there
+    /// (null: <paramref name="rtnl"/> reaches it by <paramref name="virtIndex"/>).</param>
+    public static UserDatapath Create(RtNetlink rtnl, LinkInfo real, TapDevice virt, int virtIndex, IReadOnlyList<IFrameHandler> handlers, TimeSpan busyPoll, Func<ulong>? virtTxDropped = null)
     {
         var owned = new Cleanup();
         try
@@ -154,7 +155,7 @@ public sealed class UserDatapath : IDatapath
             }
 
             owned.Add(() => StopForwarders(stop, forwarders));
-            return new UserDatapath(rtnl, virtRtnl ?? rtnl, pump, pumpLink.Index, virtIndex, owned, stop, forwarders);
+            return new UserDatapath(rtnl, virtTxDropped, pump, pumpLink.Index, virtIndex, owned, stop, forwarders);
         }
         catch
         {
@@ -178,7 +179,7 @@ public sealed class UserDatapath : IDatapath
         }
 
         ulong pumpDropped = _rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped ?? 0;
-        ulong virtDropped = _virtRtnl.TryGetLink(_virtIndex)?.Stats?.TxDropped ?? 0;
+        ulong virtDropped = _virtTxDropped is { } read ? read() : _rtnl.TryGetLink(_virtIndex)?.Stats?.TxDropped ?? 0;
         ulong ringDropped;
         lock (_ringDropsGate)
         {

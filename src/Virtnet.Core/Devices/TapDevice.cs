@@ -21,7 +21,10 @@ public sealed unsafe class TapDevice : IDisposable
         _fd = queues[0];
     }
 
-    public string Name { get; }
+    public string Name { get; private set; }
+
+    /// <summary>Records a rename done elsewhere (netlink): the device is known by <paramref name="name"/> from now on.</summary>
+    internal void Renamed(string name) => Name = name;
 
     /// <summary>The first queue's fd; device-wide ioctls (offloads, carrier, steering) go through it.</summary>
     public FileDescriptor Handle => _fd;

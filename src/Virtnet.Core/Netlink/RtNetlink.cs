@@ -153,10 +153,12 @@ public sealed class RtNetlink : IDisposable
         ModifyLink(Rtnl.RTM_NEWLINK, 0, new LinkRequest { Index = ifindex, Alias = alias });
     }
 
-    /// <summary>ip link set dev X netns NSFD: moves the device into the namespace the fd refers to.</summary>
-    /// <remarks>Equivalent to: <c>ip link set dev X netns NS</c> (IFLA_NET_NS_FD). The device keeps its name; its ifindex may change.</remarks>
-    public void MoveToNamespace(int ifindex, int nsFd)
-        => ModifyLink(Rtnl.RTM_NEWLINK, 0, new LinkRequest { Index = ifindex, NsFd = nsFd });
+    /// <summary>ip link set dev X netns NSFD [name NEW]: moves the device into the namespace the fd refers to.</summary>
+    /// <remarks>Equivalent to: <c>ip link set dev X netns NS</c> (IFLA_NET_NS_FD); with <paramref name="newName"/>
+    /// (IFLA_IFNAME in the same request) it arrives under that name, checked against the target namespace. Its
+    /// ifindex may change.</remarks>
+    public void MoveToNamespace(int ifindex, int nsFd, string? newName = null)
+        => ModifyLink(Rtnl.RTM_NEWLINK, 0, new LinkRequest { Index = ifindex, NsFd = nsFd, Name = newName }, device: newName);
 
     /// <summary>ip link set dev X carrier on|off (IFLA_CARRIER).</summary>
     /// <remarks>Equivalent to: <c>ip link set dev X carrier on|off</c>. Needs the driver's ndo_change_carrier: tun/tap and dummy

@@ -167,6 +167,46 @@ public class NetnsTests(ITestOutputHelper output)
         Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
     }
 
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Netns_NamespaceGoesAway_AttachEndsAndGivesTheRealDeviceBack(string datapath)
+    {
+        Root.Require();
+        using var c = new TestNetns($"nsg{datapath[0]}");
+        using var lab = Lab.Create($"ng{datapath[0]}", X, output);
+        var before = Net.LinkNames(lab.A);
+        var virtnet = lab.Attach(datapath, "--netns", c.Name);
+        AddressVirtual(c, lab);
+        Net.AssertPing(c, lab.A4, lab.B4, count: 2);
+
+        // The container exits: its namespace loses its last holder. virtnet must not be one, or the real device's
+        // frames would go on flowing into a namespace nobody can reach.
+        Run.Checked("ip", "netns", "del", c.Name);
+
+        Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), $"still running with its namespace gone: {virtnet.Describe()}");
+        Assert.Equal(1, virtnet.ExitCode);
+        Assert.Contains($"virtnet: {Lab.Virtual} was deleted", virtnet.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, Net.LinkNames(lab.A));
+        Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
+        CleanupTests.AssertRealWorksDirectly(lab);
+    }
+
+    [SkippableFact]
+    public void Netns_TheRealDevicesOwnNamespace_IsTheOrdinaryMode()
+    {
+        Root.Require();
+        using var lab = Lab.Create("nself", X, output);
+
+        // /proc/self/ns/net of the virtnet process is A: a peer redirect could not work there, so none is made.
+        var virtnet = lab.Up("kernel", "--netns", "/proc/self/ns/net");
+
+        Assert.DoesNotContain(", in ", virtnet.ReadyLine, StringComparison.Ordinal);
+        Assert.DoesNotContain("peer", virtnet.ReadyLine, StringComparison.Ordinal);
+        Net.AssertPing(lab.A, lab.A4, lab.B4, count: 2);
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+    }
+
     [SkippableFact]
     public void Netns_Refusals_SayWhatToDo_AndLeaveNothing()
     {
@@ -177,6 +217,9 @@ public class NetnsTests(ITestOutputHelper output)
 
         var missing = VirtnetProcess.RunToExit(lab.A, FailFast, "attach", Lab.Real, "--netns", "vn-no-such-netns");
         AssertRefused(missing, "no network namespace /run/netns/vn-no-such-netns", "ip netns add");
+
+        var reserved = VirtnetProcess.RunToExit(lab.A, FailFast, "attach", Lab.Real, "--netns", c.Name, "--name", "vnpeer7");
+        AssertRefused(reserved, "vnpeer7: names starting with vnpeer or vnpump are virtnet's own", "--name");
 
         // Something else already called virtnet0 in C (no dummy driver here: a veth pair born inside C).
         Net.Ip(c, "link", "add", Lab.Virtual, "type", "veth", "peer", "name", "vx");
