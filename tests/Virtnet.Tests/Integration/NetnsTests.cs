@@ -116,26 +116,29 @@ public class NetnsTests(ITestOutputHelper output)
         Assert.Equal(["lo"], Net.LinkNames(c));
     }
 
-    [SkippableFact]
-    public void Netns_Kernel_MtuAndCarrierFollowTheRealDevice()
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Netns_MtuAndCarrierFollowTheRealDevice(string datapath)
     {
         Root.Require();
-        using var c = new TestNetns("nsf");
-        using var lab = Lab.Create("nf", X, output);
-        string peer = $"vnpeer{Net.Ifindex(lab.A, Lab.Real)}";
-        var virtnet = lab.Attach("kernel", "--netns", c.Name);
+        using var c = new TestNetns($"nsf{datapath[0]}");
+        using var lab = Lab.Create($"nf{datapath[0]}", X, output);
+        string? peer = datapath == "kernel" ? $"vnpeer{Net.Ifindex(lab.A, Lab.Real)}" : null;
+        var virtnet = lab.Attach(datapath, "--netns", c.Name);
         AddressVirtual(c, lab);
+
+        bool Follows(int mtu) => Net.Mtu(c, Lab.Virtual) == mtu && (peer is null || Net.Mtu(lab.A, peer) == mtu);
+        string Describe() => $"{Lab.Virtual} mtu {Net.Mtu(c, Lab.Virtual)}{(peer is null ? "" : $", {peer} mtu {Net.Mtu(lab.A, peer)}")}\n{virtnet.Describe()}";
 
         Net.Ip(lab.B, "link", "set", Lab.Peer, "mtu", "9000");
         Net.Ip(lab.A, "link", "set", Lab.Real, "mtu", "9000");
-        Net.WaitUntil(() => Net.Mtu(c, Lab.Virtual) == 9000 && Net.Mtu(lab.A, peer) == 9000, Net.FollowDeadline,
-            () => $"{Lab.Virtual} mtu {Net.Mtu(c, Lab.Virtual)}, {peer} mtu {Net.Mtu(lab.A, peer)}\n{virtnet.Describe()}");
+        Net.WaitUntil(() => Follows(9000), Net.FollowDeadline, Describe);
         Net.AssertPing(c, lab.A4, lab.B4, count: 2, size: 8000, dontFragment: true);
         Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2, size: 8000, dontFragment: true);
 
         Net.Ip(lab.A, "link", "set", Lab.Real, "mtu", "1400");
-        Net.WaitUntil(() => Net.Mtu(c, Lab.Virtual) == 1400 && Net.Mtu(lab.A, peer) == 1400, Net.FollowDeadline,
-            () => $"{Lab.Virtual} mtu {Net.Mtu(c, Lab.Virtual)}, {peer} mtu {Net.Mtu(lab.A, peer)}\n{virtnet.Describe()}");
+        Net.WaitUntil(() => Follows(1400), Net.FollowDeadline, Describe);
 
         Net.Ip(lab.B, "link", "set", Lab.Peer, "down");
         Net.WaitUntil(() => !Net.HasCarrier(c, Lab.Virtual), Net.FollowDeadline,
