@@ -53,12 +53,14 @@ public sealed class Attachment : IDisposable
     private readonly TapDevice? _tap;
     private readonly LinkInfo? _peer;
     private readonly FileDescriptor? _membership;
+    private readonly FileDescriptor _guard;
     private int _mtu;
     private bool _carrier;
     private int _disposed;
 
-    private Attachment(RtNetlink rtnl, VirtualNamespace? virtNs, LinkInfo real, TapDevice? tap, LinkInfo? peer, LinkInfo virt, IDatapath datapath, FileDescriptor? membership)
+    private Attachment(RtNetlink rtnl, VirtualNamespace? virtNs, LinkInfo real, TapDevice? tap, LinkInfo? peer, LinkInfo virt, IDatapath datapath, FileDescriptor? membership, FileDescriptor guard)
     {
+        _guard = guard;
         _rtnl = rtnl;
         _virtNs = virtNs;
         _tap = tap;
@@ -112,6 +114,9 @@ public sealed class Attachment : IDisposable
             throw new VirtnetException("tcx probe", real.Name, $"this kernel ({Environment.OSVersion.Version}) has no tcx hooks; virtnet needs Linux 6.6 or newer", Errno.EOPNOTSUPP);
         }
 
+        // First the guard (no two attaches to one device can both get past it), then the programs on the hook
+        // (an attach by some other tool or an older virtnet).
+        var guard = cleanup.Add(AttachGuard.Take(real.Index, real.Name));
         var owners = Tcx.QueryProgramNames(real.Index, TcxDirection.Ingress);
         if (owners.Any(n => n.StartsWith(AliasPrefix, StringComparison.Ordinal)))
         {
@@ -238,7 +243,7 @@ public sealed class Attachment : IDisposable
             netns.Dispose();
         }
 
-        return new Attachment(rtnl, virtNs, real, tap, peer, virt, datapath, membership);
+        return new Attachment(rtnl, virtNs, real, tap, peer, virt, datapath, membership, guard);
     }
 
     private static NetNamespace OpenNamespace(string path)
@@ -454,6 +459,7 @@ public sealed class Attachment : IDisposable
 
         _tap?.Dispose();
         _rtnl.Dispose();
+        _guard.Dispose();
     }
 
     private static void CheckPrivileges()

@@ -56,6 +56,7 @@ internal static unsafe partial class Libc
     public static partial int eventfd(uint initval, int flags);
 
     // sys/socket.h
+    public const int SOCK_STREAM = 1;
     public const int SOCK_RAW = 3;
     public const int SOCK_DGRAM = 2;
     public const int SOCK_NONBLOCK = 0x800;
