@@ -70,6 +70,34 @@ public class NetnsTests(ITestOutputHelper output)
     [SkippableTheory]
     [InlineData("kernel")]
     [InlineData("user")]
+    public void Netns_TheStackSeesBroadcastAndMulticastFramesAsSuch(string datapath)
+    {
+        Root.Require();
+        using var c = new TestNetns($"nsp{datapath[0]}");
+        using var lab = Lab.Create($"np{datapath[0]}", X, output);
+        lab.Attach(datapath, "--netns", c.Name);
+        AddressVirtual(c, lab);
+        string virtMac = Net.Mac(c, Lab.Virtual);
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+
+        // With this (namespace-local) sysctl, IPv4 drops a unicast packet that came in an L2 broadcast or multicast
+        // frame: it answers only if the frame's packet type says PACKET_HOST. The peer redirect marks every frame
+        // PACKET_HOST; virtnet_cls must have put the right type back before the stack looks.
+        c.Exec("sysctl", "-qw", "net.ipv4.conf.all.drop_unicast_in_l2_multicast=1");
+        foreach (var groupMac in new[] { "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:fb" })
+        {
+            Net.Ip(lab.B, "neigh", "replace", lab.A4, "lladdr", groupMac, "dev", Lab.Peer, "nud", "permanent");
+            var r = Net.Ping(lab.B, lab.B4, lab.A4, count: 2);
+            Assert.True(r.ExitCode != 0, $"an echo in a frame to {groupMac} was answered, so the stack took it for unicast: {r.All}");
+        }
+
+        Net.Ip(lab.B, "neigh", "replace", lab.A4, "lladdr", virtMac, "dev", Lab.Peer, "nud", "permanent");
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+    }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
     public void Netns_Tcp16MiBEachWay_ArrivesIntact(string datapath)
     {
         Root.Require();

@@ -33,7 +33,8 @@ internal sealed unsafe class PacketSocket : IDisposable
     public string Device { get; }
 
     /// <summary>One received frame: its bytes and the VLAN tag the kernel reported out of band, if any.</summary>
-    public sealed record Captured(byte[] Data, bool AuxVlanValid, ushort AuxVlanTci, ushort AuxVlanTpid);
+    /// <summary>A frame as received; <paramref name="PacketType"/> is sockaddr_ll.sll_pkttype (PACKET_HOST 0, BROADCAST 1, MULTICAST 2, OTHERHOST 3).</summary>
+    public sealed record Captured(byte[] Data, bool AuxVlanValid, ushort AuxVlanTci, ushort AuxVlanTpid, byte PacketType = 0);
 
     public static PacketSocket Open(TestNetns ns, string device)
     {
@@ -95,6 +96,7 @@ internal sealed unsafe class PacketSocket : IDisposable
         var frames = new List<Captured>();
         var buffer = new byte[65536 + 64];
         byte* control = stackalloc byte[256];
+        byte* from = stackalloc byte[32];
         var watch = Stopwatch.StartNew();
         TimeSpan end = deadline;
         bool settling = false;
@@ -111,7 +113,7 @@ internal sealed unsafe class PacketSocket : IDisposable
             fixed (byte* data = buffer)
             {
                 var iov = new IoVec { Base = data, Length = (nuint)buffer.Length };
-                var msg = new MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = 256 };
+                var msg = new MsgHdr { Name = from, NameLength = 32, Iov = &iov, IovLength = 1, Control = control, ControlLength = 256 };
                 nint n = TestLibc.recvmsg(_fd, &msg, TestLibc.MSG_DONTWAIT);
                 if (n < 0)
                 {
@@ -139,7 +141,8 @@ internal sealed unsafe class PacketSocket : IDisposable
                     offset += (h->Length + 7) & ~(nuint)7;
                 }
 
-                var captured = new Captured(buffer.AsSpan(0, (int)n).ToArray(), valid, tci, tpid);
+                // struct sockaddr_ll: sll_pkttype at offset 10.
+                var captured = new Captured(buffer.AsSpan(0, (int)n).ToArray(), valid, tci, tpid, from[10]);
                 frames.Add(captured);
                 if (!settling && interesting(captured))
                 {
