@@ -176,7 +176,7 @@ internal static class Cli
             using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
             string kind = options.Datapath == DatapathKind.Kernel ? "kernel" : "user";
-            string pump = attachment.Datapath is UserDatapath user ? $", pump {user.PumpName}" : "";
+            string pump = attachment.Datapath is UserDatapath user ? $", pump {user.PumpName}, {(user.BatchedWrites ? "io_uring" : "write() per frame")}" : "";
             string where = attachment.Namespace is { } ns ? $", in {ns}" : "";
             string peer = attachment.PeerName is { } p ? $", peer {p}" : "";
             output.WriteLine($"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{pump}{peer}");

@@ -205,6 +205,31 @@ internal sealed unsafe class PacketRing : IDisposable
         return (Volatile.Read(ref hdr->Status) & Packet.TP_STATUS_USER) != 0 ? hdr : null;
     }
 
+    /// <summary>The slot <paramref name="ahead"/> places after the current one if it is filled, else null (nothing is taken).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Tpacket2Hdr* Peek(int ahead)
+    {
+        int k = _next + ahead;
+        if (k >= _slots)
+        {
+            k -= _slots;
+        }
+
+        var hdr = (Tpacket2Hdr*)(_ring + ((nint)k * SlotSize));
+        return (Volatile.Read(ref hdr->Status) & Packet.TP_STATUS_USER) != 0 ? hdr : null;
+    }
+
+    /// <summary>Hands the current slot and the <paramref name="count"/> - 1 after it back to the kernel, in order.</summary>
+    public void ReleaseMany(int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var hdr = (Tpacket2Hdr*)(_ring + ((nint)_next * SlotSize));
+            Volatile.Write(ref hdr->Status, Packet.TP_STATUS_KERNEL);
+            _next = _next + 1 == _slots ? 0 : _next + 1;
+        }
+    }
+
     /// <summary>Hands the current slot back to the kernel and moves on.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Release(Tpacket2Hdr* hdr)

@@ -52,6 +52,7 @@ public sealed class CLayoutFixture : IDisposable
         #include <linux/bpf.h>
         #include <linux/if_packet.h>
         #include <linux/capability.h>
+        #include <linux/io_uring.h>
         """;
 
     // vmlinux.h does not mix with libc headers (both define kernel-ish types), so declare what we use.

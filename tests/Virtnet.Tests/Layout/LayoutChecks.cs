@@ -65,6 +65,35 @@ internal static class LayoutChecks
             || n.StartsWith("MAP_", StringComparison.Ordinal)),
     ];
 
+    /// <summary>linux/io_uring.h: what the forwarders' batched writes use.</summary>
+    public static readonly CCheck[] IoUringAbi =
+    [
+        new("sizeof(struct io_uring_params)", Unsafe.SizeOf<IoUringParams>()),
+        new("offsetof(struct io_uring_params, flags)", Off<IoUringParams>(nameof(IoUringParams.Flags))),
+        new("offsetof(struct io_uring_params, features)", Off<IoUringParams>(nameof(IoUringParams.Features))),
+        new("offsetof(struct io_uring_params, sq_off)", Off<IoUringParams>(nameof(IoUringParams.SqOff))),
+        new("offsetof(struct io_uring_params, cq_off)", Off<IoUringParams>(nameof(IoUringParams.CqOff))),
+        new("sizeof(struct io_sqring_offsets)", Unsafe.SizeOf<IoSqringOffsets>()),
+        new("offsetof(struct io_sqring_offsets, tail)", Off<IoSqringOffsets>(nameof(IoSqringOffsets.Tail))),
+        new("offsetof(struct io_sqring_offsets, ring_entries)", Off<IoSqringOffsets>(nameof(IoSqringOffsets.RingEntries))),
+        new("offsetof(struct io_sqring_offsets, array)", Off<IoSqringOffsets>(nameof(IoSqringOffsets.Array))),
+        new("sizeof(struct io_cqring_offsets)", Unsafe.SizeOf<IoCqringOffsets>()),
+        new("offsetof(struct io_cqring_offsets, cqes)", Off<IoCqringOffsets>(nameof(IoCqringOffsets.Cqes))),
+        new("sizeof(struct io_uring_sqe)", Unsafe.SizeOf<IoUringSqe>()),
+        new("offsetof(struct io_uring_sqe, flags)", Off<IoUringSqe>(nameof(IoUringSqe.Flags))),
+        new("offsetof(struct io_uring_sqe, fd)", Off<IoUringSqe>(nameof(IoUringSqe.Fd))),
+        new("offsetof(struct io_uring_sqe, off)", Off<IoUringSqe>(nameof(IoUringSqe.Off))),
+        new("offsetof(struct io_uring_sqe, addr)", Off<IoUringSqe>(nameof(IoUringSqe.Addr))),
+        new("offsetof(struct io_uring_sqe, len)", Off<IoUringSqe>(nameof(IoUringSqe.Len))),
+        new("offsetof(struct io_uring_sqe, user_data)", Off<IoUringSqe>(nameof(IoUringSqe.UserData))),
+        new("sizeof(struct io_uring_cqe)", Unsafe.SizeOf<IoUringCqe>()),
+        new("offsetof(struct io_uring_cqe, res)", Off<IoUringCqe>(nameof(IoUringCqe.Res))),
+        new("__NR_io_uring_setup", IoUring.SYS_io_uring_setup),
+        new("__NR_io_uring_enter", IoUring.SYS_io_uring_enter),
+        new("__NR_io_uring_register", IoUring.SYS_io_uring_register),
+        .. Constants(typeof(IoUring), n => n.StartsWith("IORING_", StringComparison.Ordinal) || n.StartsWith("IOSQE_", StringComparison.Ordinal)),
+    ];
+
     /// <summary>Every errno we name, except ENOTSUPP (524), which is kernel-internal (include/linux/errno.h) and in no uapi header.</summary>
     public static readonly CCheck[] Errnos =
     [
@@ -140,7 +169,7 @@ internal static class LayoutChecks
         new("offsetof(struct bpf_prog_info, netns_dev)", Unsafe.SizeOf<BpfProgInfo>(), CHeaders.Both),
     ];
 
-    private static readonly CCheck[] s_all = [.. Tun, .. Virtio, .. LibcAbi, .. Errnos, .. BpfCodes, .. BpfAttr];
+    private static readonly CCheck[] s_all = [.. Tun, .. Virtio, .. LibcAbi, .. IoUringAbi, .. Errnos, .. BpfCodes, .. BpfAttr];
 
     public static IReadOnlyList<CCheck> All() => s_all;
 

@@ -18,6 +18,9 @@ public class LayoutTests(CLayoutFixture c) : IClassFixture<CLayoutFixture>
     public void Errno_Values_MatchErrnoH() => c.Verify(LayoutChecks.Errnos, CHeaders.System);
 
     [SkippableFact]
+    public void IoUring_StructsSyscallsAndFlags_MatchLinuxIoUring() => c.Verify(LayoutChecks.IoUringAbi, CHeaders.System);
+
+    [SkippableFact]
     public void BpfCodes_InsnOpcodesHelpersCommands_MatchLinuxBpf() => c.Verify(LayoutChecks.BpfCodes, CHeaders.System);
 
     [SkippableFact]
