@@ -194,17 +194,6 @@ internal sealed unsafe class PacketRing : IDisposable
     public void SetFanoutProgram(FileDescriptor program, string device)
         => SetInt(_fd, Packet.PACKET_FANOUT_DATA, program.Fd, device, "PACKET_FANOUT_DATA");
 
-    /// <summary>
-    /// The next filled slot, or null when the ring is empty. <paramref name="frame"/> points at the virtio_net_hdr,
-    /// followed by the frame; <paramref name="length"/> covers both.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Tpacket2Hdr* Next()
-    {
-        var hdr = (Tpacket2Hdr*)(_ring + ((nint)_next * SlotSize));
-        return (Volatile.Read(ref hdr->Status) & Packet.TP_STATUS_USER) != 0 ? hdr : null;
-    }
-
     /// <summary>The slot <paramref name="ahead"/> places after the current one if it is filled, else null (nothing is taken).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Tpacket2Hdr* Peek(int ahead)
@@ -228,14 +217,6 @@ internal sealed unsafe class PacketRing : IDisposable
             Volatile.Write(ref hdr->Status, Packet.TP_STATUS_KERNEL);
             _next = _next + 1 == _slots ? 0 : _next + 1;
         }
-    }
-
-    /// <summary>Hands the current slot back to the kernel and moves on.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Release(Tpacket2Hdr* hdr)
-    {
-        Volatile.Write(ref hdr->Status, Packet.TP_STATUS_KERNEL);
-        _next = _next + 1 == _slots ? 0 : _next + 1;
     }
 
     /// <summary>PACKET_STATISTICS: frames the kernel handed to this ring and frames it dropped (ring full), since the last call.</summary>

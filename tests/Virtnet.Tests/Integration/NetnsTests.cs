@@ -273,17 +273,5 @@ public class NetnsTests(ITestOutputHelper output)
     }
 
     private void AssertRefused(RunResult r, params string[] mentions)
-    {
-        output.WriteLine($"exit {r.ExitCode}; stderr: {r.Stderr.TrimEnd()}");
-        Assert.True(r.ExitCode is not 0 and not -1, $"expected a refusal, got exit {r.ExitCode}\n{r.All}");
-        string stderr = r.Stderr.TrimEnd('\n');
-        Assert.StartsWith("virtnet: ", stderr, StringComparison.Ordinal);
-        Assert.DoesNotContain('\n', stderr);
-        foreach (var m in mentions)
-        {
-            Assert.Contains(m, stderr, StringComparison.Ordinal);
-        }
-
-        Assert.DoesNotContain("ready", r.Stdout, StringComparison.Ordinal);
-    }
+        => Refusal.AssertOneSentence(r, output, StringComparison.Ordinal, mentions);
 }
