@@ -20,6 +20,10 @@ public sealed record TeardownReport(bool VirtualDeviceGone, bool HooksEmpty, boo
 {
     /// <summary>Nothing of virtnet is left on veth-a, and nothing of this process keeps a lab namespace alive.</summary>
     public bool Clean => VirtualDeviceGone && HooksEmpty && PumpGone && HandlesLeft == 0 && ThreadsLeft.Count == 0;
+
+    public override string ToString()
+        => $"virtnet0 gone: {VirtualDeviceGone}, hooks empty: {HooksEmpty}, pump gone: {PumpGone}, "
+            + $"fds left in a lab namespace: {HandlesLeft}, threads left there: [{string.Join(", ", ThreadsLeft)}]";
 }
 
 public sealed class LabTopology : IDisposable
@@ -174,14 +178,26 @@ public sealed class LabTopology : IDisposable
         if (Attachment is { } attachment)
         {
             attachment.Dispose();
-            (virtualGone, hooksEmpty, pumpGone) = HostA.Run(() =>
+            // The TAPs and tcx links go when their last fd closes. A child this process forks at the same moment
+            // (another test starting `ip`) holds copies of every fd until its exec, so allow that moment: a second.
+            var deadline = Environment.TickCount64 + 1000;
+            while (true)
             {
-                bool virt = _netlinkA!.TryGetLink(VirtualDevice) is null;
-                bool hooks = Tcx.QueryProgramIds(RealIndex, TcxDirection.Ingress).Count == 0
-                    && Tcx.QueryProgramIds(RealIndex, TcxDirection.Egress).Count == 0;
-                bool pump = _netlinkA.TryGetLink(UserDatapath.PumpNameFor(RealIndex)) is null;
-                return (virt, hooks, pump);
-            });
+                (virtualGone, hooksEmpty, pumpGone) = HostA.Run(() =>
+                {
+                    bool virt = _netlinkA!.TryGetLink(VirtualDevice) is null;
+                    bool hooks = Tcx.QueryProgramIds(RealIndex, TcxDirection.Ingress).Count == 0
+                        && Tcx.QueryProgramIds(RealIndex, TcxDirection.Egress).Count == 0;
+                    bool pump = _netlinkA.TryGetLink(UserDatapath.PumpNameFor(RealIndex)) is null;
+                    return (virt, hooks, pump);
+                });
+                if ((virtualGone && hooksEmpty && pumpGone) || Environment.TickCount64 > deadline)
+                {
+                    break;
+                }
+
+                Thread.Sleep(5);
+            }
         }
 
         var identities = new HashSet<string>(StringComparer.Ordinal);
@@ -194,7 +210,13 @@ public sealed class LabTopology : IDisposable
         }
 
         Release();
+        // A thread that ended has left /proc/self/task a moment after Join returned; give that moment too.
         var (handles, threads) = CountReferences(identities);
+        for (var until = Environment.TickCount64 + 1000; threads.Count > 0 && Environment.TickCount64 < until; Thread.Sleep(5))
+        {
+            (handles, threads) = CountReferences(identities);
+        }
+
         return new TeardownReport(virtualGone, hooksEmpty, pumpGone, handles, threads);
     }
 

@@ -34,13 +34,20 @@ public sealed class NetNamespace : IDisposable
         {
             try
             {
-                // The thread is dedicated: after unshare it is inside the new namespace for good and simply ends.
+                using var home = OpenThreadNamespace();
                 if (Libc.unshare(Libc.CLONE_NEWNET) != 0)
                 {
                     VirtnetException.ThrowLastError("unshare(CLONE_NEWNET)");
                 }
 
-                result = FileDescriptor.FromResult(Libc.open("/proc/thread-self/ns/net", Libc.O_RDONLY | Libc.O_CLOEXEC), "open /proc/thread-self/ns/net");
+                try
+                {
+                    result = OpenThreadNamespace();
+                }
+                finally
+                {
+                    Return(home);
+                }
             }
             catch (Exception e)
             {
@@ -78,12 +85,20 @@ public sealed class NetNamespace : IDisposable
         {
             try
             {
+                using var home = OpenThreadNamespace();
                 if (Libc.setns(_fd.Fd, Libc.CLONE_NEWNET) != 0)
                 {
                     VirtnetException.ThrowLastError("setns(CLONE_NEWNET)", Description);
                 }
 
-                result = action();
+                try
+                {
+                    result = action();
+                }
+                finally
+                {
+                    Return(home);
+                }
             }
             catch (Exception e)
             {
@@ -107,4 +122,20 @@ public sealed class NetNamespace : IDisposable
     });
 
     public void Dispose() => _fd.Dispose();
+
+    private static FileDescriptor OpenThreadNamespace()
+        => FileDescriptor.FromResult(Libc.open("/proc/thread-self/ns/net", Libc.O_RDONLY | Libc.O_CLOEXEC), "open /proc/thread-self/ns/net");
+
+    /// <summary>
+    /// Puts the calling thread back where it started. Thread.Join returns before the kernel has finished with the
+    /// thread, so one that simply ended would still count, for a moment, as a user of the namespace it was in (CI
+    /// saw "in netns host A" among the threads left after a teardown).
+    /// </summary>
+    private static void Return(FileDescriptor home)
+    {
+        if (Libc.setns(home.Fd, Libc.CLONE_NEWNET) != 0)
+        {
+            VirtnetException.ThrowLastError("setns(CLONE_NEWNET) back to the thread's own namespace");
+        }
+    }
 }

@@ -93,6 +93,7 @@ internal sealed unsafe class IoUring : IDisposable
     internal const long IORING_OFF_SQES = 0x10000000;
     internal const uint IORING_ENTER_GETEVENTS = 1u << 0;
     internal const uint IORING_REGISTER_FILES = 2;
+    internal const uint IORING_UNREGISTER_FILES = 3;
     internal const byte IORING_OP_WRITE = 23;
     internal const byte IOSQE_FIXED_FILE = 1 << 0;
 
@@ -289,8 +290,14 @@ internal sealed unsafe class IoUring : IDisposable
 
     private uint Completed() => Volatile.Read(ref *_cqTail) - *_cqHead;
 
+    /// <summary>
+    /// Gives the registered files back before closing. Closing a ring frees it later, from a kernel worker, and
+    /// until then its fixed-file references keep the TAP queues open: the TAP devices would outlive the attach
+    /// for a moment (CI saw virtnet0 still present right after teardown). Unregistering drops them now.
+    /// </summary>
     public void Dispose()
     {
+        Libc.syscall(SYS_io_uring_register, _fd.Fd, (nint)IORING_UNREGISTER_FILES, 0, 0, 0, 0);
         Libc.munmap(_sqes, _sqesLength);
         Libc.munmap(_rings, _ringsLength);
         _fd.Dispose();
