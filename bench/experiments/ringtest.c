@@ -19,15 +19,17 @@ int main(int argc, char **argv) {
   int fd = socket(AF_PACKET, SOCK_RAW, 0);
   int v = ver == 2 ? TPACKET_V2 : TPACKET_V3; setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v);
   int one = 1; setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one);
-  size_t len; char *ring;
+  size_t len; char *ring; unsigned nblocks = 0, block = 0;
   if (ver == 2) {
     struct tpacket_req r = { .tp_block_size = 4096, .tp_block_nr = 2048, .tp_frame_size = 2048, .tp_frame_nr = 4096 };
     if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &r, sizeof r)) { perror("ring"); return 1; }
     len = 4096UL * 2048;
   } else {
-    struct tpacket_req3 r = { .tp_block_size = 65536, .tp_block_nr = 128, .tp_frame_size = 2048, .tp_frame_nr = 65536 / 2048 * 128, .tp_retire_blk_tov = 1 };
+    // BLOCK (environment): the V3 block size, 65536 unless set; always 8 MB of blocks.
+    unsigned bs = getenv("BLOCK") ? (unsigned)atoi(getenv("BLOCK")) : 65536; nblocks = (8u << 20) / bs; block = bs;
+    struct tpacket_req3 r = { .tp_block_size = bs, .tp_block_nr = nblocks, .tp_frame_size = 2048, .tp_frame_nr = bs / 2048 * nblocks, .tp_retire_blk_tov = 1 };
     if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &r, sizeof r)) { perror("ring3"); return 1; }
-    len = 65536UL * 128;
+    len = (size_t)bs * nblocks;
   }
   ring = mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = if_nametoindex(argv[1]) };
@@ -41,10 +43,10 @@ int main(int argc, char **argv) {
         __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE); idx = (idx + 1) % 4096; frames++; continue;
       }
     } else {
-      struct tpacket_block_desc *b = (void *)(ring + (size_t)idx * 65536);
+      struct tpacket_block_desc *b = (void *)(ring + (size_t)idx * block);
       if (__atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) {
         frames += b->hdr.bh1.num_pkts;
-        __atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE); idx = (idx + 1) % 128; continue;
+        __atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE); idx = (idx + 1) % nblocks; continue;
       }
     }
     clock_gettime(CLOCK_MONOTONIC, &t);
