@@ -92,6 +92,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int unshare(int flags);
 
+    [LibraryImport(Lib)]
+    public static partial int sched_yield();
+
     /// <summary>pid 0 is the calling thread.</summary>
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int sched_setaffinity(int pid, nuint cpusetsize, ulong* mask);
