@@ -52,6 +52,7 @@ public sealed class NetNamespace : IDisposable
             catch (Exception e)
             {
                 error = e;
+                result?.Dispose();
             }
         }) { IsBackground = true, Name = "netns create" };
         thread.Start();
