@@ -49,15 +49,15 @@ int main(int argc, char **argv) {
     int got = 0;
     for (int i = 0; i < BATCH; i++) { if (read(tap, bufs[0], 2048) > 0) got++; else break; }
     frames += got;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (t.tv_sec - t0.tv_sec >= secs) break; // every pass: a reader that falls behind must still end
     if (got == 0) {
       empty++;
-      clock_gettime(CLOCK_MONOTONIC, &t);
-      if (t.tv_sec - t0.tv_sec >= secs) break;
       struct pollfd p = { .fd = tap, .events = POLLIN }; poll(&p, 1, 100);
     }
   }
   getrusage(RUSAGE_THREAD, &u1);
   double cpu_us = (u1.ru_utime.tv_sec - u0.ru_utime.tv_sec + u1.ru_stime.tv_sec - u0.ru_stime.tv_sec) * 1e6 + (u1.ru_utime.tv_usec - u0.ru_utime.tv_usec + u1.ru_stime.tv_usec - u0.ru_stime.tv_usec);
-  printf("read(): %lu frames, %.2f us of reader CPU a frame, %lu empty passes", frames, cpu_us / frames, empty);
+  printf("read(): %lu frames, %.2f us of reader CPU a frame, %lu empty passes", frames, frames ? cpu_us / frames : 0.0, empty);
   return 0;
 }

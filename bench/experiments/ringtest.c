@@ -26,7 +26,9 @@ int main(int argc, char **argv) {
     len = 4096UL * 2048;
   } else {
     // BLOCK (environment): the V3 block size, 65536 unless set; always 8 MB of blocks.
-    unsigned bs = getenv("BLOCK") ? (unsigned)atoi(getenv("BLOCK")) : 65536; nblocks = (8u << 20) / bs; block = bs;
+    unsigned bs = getenv("BLOCK") ? (unsigned)atoi(getenv("BLOCK")) : 65536;
+    if (bs < 4096 || bs > (8u << 20) || (bs & (bs - 1))) { fprintf(stderr, "BLOCK: a power of two from 4096 to 8 MiB\n"); return 1; }
+    nblocks = (8u << 20) / bs; block = bs;
     struct tpacket_req3 r = { .tp_block_size = bs, .tp_block_nr = nblocks, .tp_frame_size = 2048, .tp_frame_nr = bs / 2048 * nblocks, .tp_retire_blk_tov = 1 };
     if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &r, sizeof r)) { perror("ring3"); return 1; }
     len = (size_t)bs * nblocks;

@@ -8,8 +8,9 @@
 set -u
 work="$(mktemp -d)"
 mode=$1; id=$RANDOM; G=xt-g-$id H=xt-h-$id; tp=""; rp=""
-cleanup() { [ -n "$tp" ] && kill -TERM $tp 2>/dev/null; sleep 0.3; wait 2>/dev/null; ip netns del $G; ip netns del $H; rm -rf "$work"; }
+cleanup() { [ -n "$tp" ] && kill -TERM $tp 2>/dev/null; [ -n "$rp" ] && kill -TERM $rp 2>/dev/null; sleep 0.3; wait 2>/dev/null; ip netns del $G; ip netns del $H; rm -rf "$work"; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 for n in $G $H; do ip netns add $n; ip -n $n link set lo up; ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; done
 ip -n $H link add va type veth peer name vb netns $G; ip -n $G link set vb up; ip -n $H link set va up
 ip -n $H addr add 10.200.50.1/24 dev va

@@ -391,9 +391,10 @@ public sealed class UserDatapath : IDatapath
 
                 if (now - lastFrame < _spinTicks)
                 {
-                    // Spin only on time nobody else wants. Under TCP the gaps between super-frames (~20-40 µs)
-                    // never reach the sleep, and the spin's empty reads (~15 per frame moved, ~0.6 µs each) took
-                    // the CPU from the stack and the applications sharing it; yielding gave TCP +12-16 %.
+                    // Let any other thread runnable on this CPU go first. Under TCP the gaps between super-frames
+                    // (~20-40 µs) never reach the sleep, and the spin's empty reads (~15 per frame moved, ~0.6 µs
+                    // each) took the CPU from the stack and the applications sharing it; yielding gave TCP
+                    // +12-16 %. The spin still costs a system call a pass when the CPU is otherwise idle.
                     Libc.sched_yield();
                     continue;
                 }
