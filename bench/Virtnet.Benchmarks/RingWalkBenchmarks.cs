@@ -20,7 +20,7 @@ public unsafe class RingWalkBenchmarks
     private const int SlotSize = 2048;
     private const int BlockFrameHeader = 16; // next_offset (4), length (4), padding to 16 like tpacket3_hdr's alignment
 
-    private readonly FileDescriptor[] _ports = [new FileDescriptor(1000, ownsHandle: false), new FileDescriptor(1001, ownsHandle: false)];
+    private const int Ports = 2;
     private IFrameHandler[] _handlers = [];
     private byte[] _slots = [];
     private int[] _lengths = [];
@@ -72,7 +72,7 @@ public unsafe class RingWalkBenchmarks
         for (int i = 0; i < _lengths.Length; i++)
         {
             var frame = new Frame(new Span<byte>(basePtr + (i * SlotSize), _lengths[i]), Direction.Ingress);
-            if (Pipeline.Decide(_handlers, ref frame, 1001, _ports, ref _drops) >= 0)
+            if (Pipeline.Decide(_handlers, ref frame, 1, Ports, ref _drops) >= 0)
             {
                 bytes += _lengths[i] - VirtioNetHdr.Size;
             }
@@ -91,7 +91,7 @@ public unsafe class RingWalkBenchmarks
             int next = *(int*)p;
             int length = *(int*)(p + 4);
             var frame = new Frame(new Span<byte>(p + BlockFrameHeader, length), Direction.Ingress);
-            if (Pipeline.Decide(_handlers, ref frame, 1001, _ports, ref _drops) >= 0)
+            if (Pipeline.Decide(_handlers, ref frame, 1, Ports, ref _drops) >= 0)
             {
                 bytes += length - VirtioNetHdr.Size;
             }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Virtnet.Datapaths;
 using Virtnet.Lab;
+using Virtnet.Native;
 
 namespace Virtnet.Cli;
 
@@ -44,7 +45,7 @@ internal static class Cli
         var datapath = DatapathOption();
         var mac = new Option<string>("--mac") { Description = "inherit (the real device's MAC, like macvlan passthru), random, or an address like 02:00:00:00:00:01", DefaultValueFactory = _ => "inherit" };
         var stats = new Option<double>("--stats") { Description = "print per-direction counters and rates every this many seconds (0: only on exit)", DefaultValueFactory = _ => 0 };
-        var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps, yielding to any other thread runnable on its CPU meanwhile (0 sleeps at once)", DefaultValueFactory = _ => (int)UserDatapath.DefaultBusyPoll.TotalMicroseconds };
+        var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps, yielding to any other thread runnable on its CPU meanwhile (0 sleeps at once)", DefaultValueFactory = _ => (int)AttachOptions.DefaultBusyPoll.TotalMicroseconds };
         var netns = new Option<string?>("--netns") { Description = "make the virtual device in this network namespace: a name from 'ip netns' or a path like /proc/PID/ns/net (default: the real device's)" };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
@@ -82,7 +83,7 @@ internal static class Cli
         {
             datapath,
         };
-        command.SetAction(parse => Guard(Console.Error, () => Demo.Run(ParseDatapath(parse.GetValue(datapath)!), Console.Out)));
+        command.SetAction(parse => Guard(Console.Error, null, () => Demo.Run(ParseDatapath(parse.GetValue(datapath)!), Console.Out)));
         return command;
     }
 
@@ -163,7 +164,7 @@ internal static class Cli
 
     internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error, TimeSpan statsInterval = default)
     {
-        return Guard(error, () =>
+        return Guard(error, options.Name, () =>
         {
             using var attachment = Attachment.Create(options);
             using var stop = new CancellationTokenSource();
@@ -175,11 +176,7 @@ internal static class Cli
 
             using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-            string kind = options.Datapath == DatapathKind.Kernel ? "kernel" : "user";
-            string pump = attachment.Datapath is UserDatapath user ? $", pump {user.PumpName}, {(user.BatchedWrites ? "io_uring" : "write() per frame")}" : "";
-            string where = attachment.Namespace is { } ns ? $", in {ns}" : "";
-            string peer = attachment.PeerName is { } p ? $", peer {p}" : "";
-            output.WriteLine($"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{pump}{peer}");
+            output.WriteLine(ReadyLine(attachment));
             output.Flush();
 
             using var reporter = statsInterval > TimeSpan.Zero ? new StatsReporter(attachment, output, statsInterval) : null;
@@ -197,6 +194,16 @@ internal static class Cli
 
             return ExitOk;
         });
+    }
+
+    /// <summary>The one line with the word "ready" that scripts wait for.</summary>
+    internal static string ReadyLine(Attachment attachment)
+    {
+        string kind = attachment.Datapath == DatapathKind.Kernel ? "kernel" : "user";
+        string details = attachment.DatapathDetails is { } d ? $", {d}" : "";
+        string where = attachment.Namespace is { } ns ? $", in {ns}" : "";
+        string peer = attachment.PeerName is { } p ? $", peer {p}" : "";
+        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}";
     }
 
     internal static string FormatCounters(DatapathCounters c)
@@ -221,7 +228,10 @@ internal static class Cli
     internal static string FormatMac(byte[] mac) => string.Join(':', mac.Select(b => b.ToString("x2")));
 
     /// <summary>Maps exceptions to one sentence and an exit code.</summary>
-    internal static int Guard(TextWriter error, Func<int> body)
+    /// <param name="error">Where the sentence goes.</param>
+    /// <param name="virtualName">The virtual device the command names with --name, for the hints that point at it.</param>
+    /// <param name="body">The command.</param>
+    internal static int Guard(TextWriter error, string? virtualName, Func<int> body)
     {
         try
         {
@@ -229,7 +239,7 @@ internal static class Cli
         }
         catch (VirtnetException e)
         {
-            error.WriteLine($"virtnet: {Sentence(e)}");
+            error.WriteLine($"virtnet: {Sentence(e, virtualName)}");
             return ExitFailure;
         }
         catch (UsageException e)
@@ -244,15 +254,24 @@ internal static class Cli
         }
     }
 
-    internal static string Sentence(VirtnetException e)
+    /// <summary>
+    /// The library's facts, plus what to do in this command line's terms: the flag to change when the failure is
+    /// about a name the user chose, a command when it is about a device virtnet keeps for itself.
+    /// </summary>
+    internal static string Sentence(VirtnetException e, string? virtualName = null)
     {
-        string text = e.Message;
-        if (e.Errno == Native.Errno.EPERM && !text.Contains("root", StringComparison.Ordinal))
+        bool chosen = e.Device is not null && e.Device == virtualName;
+        string hint = e.Kind switch
         {
-            text += "; run virtnet as root (it needs CAP_NET_ADMIN and CAP_BPF)";
-        }
-
-        return text;
+            FailureKind.NameInUse when chosen => "; choose another with --name",
+            FailureKind.NameInUse => "; virtnet needs this name for a device of its own: delete or rename that device",
+            FailureKind.InvalidName when e.Device is "" => "; give one with --name",
+            FailureKind.InvalidName when e.Errno == Errno.ENAMETOOLONG => "; choose a shorter one with --name",
+            FailureKind.InvalidName or FailureKind.ReservedName => "; choose another with --name",
+            _ when e.Errno == Errno.EPERM && !e.Message.Contains("root", StringComparison.Ordinal) => "; run virtnet as root (it needs CAP_NET_ADMIN and CAP_BPF)",
+            _ => "",
+        };
+        return e.Message + hint;
     }
 }
 

@@ -51,7 +51,7 @@ public sealed class BpfProgram : IDisposable
         const string Op = "BPF_PROG_LOAD";
         if (instructions.IsEmpty)
         {
-            throw new VirtnetException(Op, device, "BPF_PROG_LOAD: the program has no instructions", Errno.EINVAL);
+            throw new VirtnetException(FailureKind.Malformed, Op, device, "BPF_PROG_LOAD: the program has no instructions", Errno.EINVAL);
         }
 
         var attr = default(BpfAttrProgLoad);
@@ -146,14 +146,14 @@ internal static class BpfNames
     {
         if (name.Length > field.Length - 1)
         {
-            throw new VirtnetException(operation, device, $"{operation}: BPF object name \"{name}\" is longer than {field.Length - 1} bytes", Errno.EINVAL);
+            throw new VirtnetException(FailureKind.Malformed, operation, device, $"{operation}: BPF object name \"{name}\" is longer than {field.Length - 1} bytes", Errno.EINVAL);
         }
 
         foreach (char c in name)
         {
             if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '.'))
             {
-                throw new VirtnetException(operation, device, $"{operation}: BPF object name \"{name}\" may only hold letters, digits, '_' and '.'", Errno.EINVAL);
+                throw new VirtnetException(FailureKind.Malformed, operation, device, $"{operation}: BPF object name \"{name}\" may only hold letters, digits, '_' and '.'", Errno.EINVAL);
             }
         }
 

@@ -80,7 +80,7 @@ public sealed unsafe class TapDevice : IDisposable
             {
                 var errno = LastError.Get();
                 throw create && (errno == Errno.EBUSY || errno == Errno.EEXIST || errno == Errno.EINVAL)
-                    ? new VirtnetException("TUNSETIFF", name, $"{name}: name already in use; choose another with --name", errno)
+                    ? new VirtnetException(FailureKind.NameInUse, "TUNSETIFF", name, $"{name}: name already in use", errno)
                     : new VirtnetException("TUNSETIFF", name, errno);
             }
 
@@ -141,21 +141,22 @@ public sealed unsafe class TapDevice : IDisposable
         }
     }
 
-    /// <summary>Reads one frame (virtio_net_hdr + Ethernet frame). Returns the length, or -errno. Never throws.</summary>
+    /// <summary>
+    /// Reads one frame (virtio_net_hdr + Ethernet frame) into <paramref name="buffer"/>: OK with its length in
+    /// <paramref name="count"/>, or the errno (EAGAIN: nothing to read). Never throws.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static nint Read(int fd, byte* buffer, int length)
+    public static Errno Read(int fd, byte* buffer, int length, out int count)
     {
         nint n = Libc.read(fd, buffer, length);
-        return n >= 0 ? n : -(nint)System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+        count = (int)n;
+        return n >= 0 ? Errno.OK : LastError.Get();
     }
 
-    /// <summary>Writes one frame (virtio_net_hdr + Ethernet frame). Returns the length, or -errno. Never throws.</summary>
+    /// <summary>Writes one frame (virtio_net_hdr + Ethernet frame): OK, or the errno (EIO: the device is down). Never throws.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static nint Write(int fd, byte* buffer, int length)
-    {
-        nint n = Libc.write(fd, buffer, length);
-        return n >= 0 ? n : -(nint)System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-    }
+    public static Errno Write(int fd, byte* buffer, int length)
+        => Libc.write(fd, buffer, length) >= 0 ? Errno.OK : LastError.Get();
 
     public void Dispose()
     {
@@ -176,17 +177,17 @@ public static class DeviceName
         int bytes = Encoding.UTF8.GetByteCount(name);
         if (bytes == 0)
         {
-            throw new VirtnetException("validate name", name, "virtual device name is empty; give one with --name", Errno.EINVAL);
+            throw new VirtnetException(FailureKind.InvalidName, "validate name", name, "the device name is empty", Errno.EINVAL);
         }
 
         if (bytes > MaxLength)
         {
-            throw new VirtnetException("validate name", name, $"{name}: name is {bytes} bytes long, the limit is {MaxLength}; choose a shorter one with --name", Errno.ENAMETOOLONG);
+            throw new VirtnetException(FailureKind.InvalidName, "validate name", name, $"{name}: name is {bytes} bytes long, the limit is {MaxLength}", Errno.ENAMETOOLONG);
         }
 
         if (name is "." or ".." || name.AsSpan().IndexOfAny("/: \t\n") >= 0)
         {
-            throw new VirtnetException("validate name", name, $"{name}: not a valid interface name (no '/', ':' or spaces); choose another with --name", Errno.EINVAL);
+            throw new VirtnetException(FailureKind.InvalidName, "validate name", name, $"{name}: not a valid interface name (no '/', ':' or spaces)", Errno.EINVAL);
         }
     }
 

@@ -2,8 +2,6 @@
 // "virtnet/attach/<ifindex>". Abstract names belong to the network namespace, as ifindexes do; the kernel frees
 // the name when the socket closes, so a killed attach releases it with its other fds. Two attaches started at the
 // same moment cannot both pass: bind(2) lets exactly one have the name.
-using System.Runtime.InteropServices;
-
 namespace Virtnet.Native;
 
 internal static unsafe class AttachGuard
@@ -23,13 +21,13 @@ internal static unsafe class AttachGuard
             int n = System.Text.Encoding.ASCII.GetBytes($"virtnet/attach/{ifindex}", new Span<byte>(addr + 3, 100));
             if (Libc.bind(fd.Fd, addr, 2 + 1 + n) < 0)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == (int)Errno.EADDRINUSE)
+                var errno = LastError.Get();
+                if (errno == Errno.EADDRINUSE)
                 {
-                    throw new VirtnetException("attach", device, $"{device}: already attached by another virtnet; stop that one first", Errno.EBUSY);
+                    throw new VirtnetException(FailureKind.AlreadyAttached, "attach", device, $"{device}: already attached by another virtnet; stop that one first", Errno.EBUSY);
                 }
 
-                throw new VirtnetException("bind(AF_UNIX)", device, (Errno)errno);
+                throw new VirtnetException("bind(AF_UNIX)", device, errno);
             }
 
             return fd;

@@ -154,9 +154,6 @@ internal sealed unsafe class IoUring : IDisposable
         return probe is not null;
     }
 
-    /// <summary>The submission queue's size: at most this many writes per <see cref="SubmitAndWait"/>.</summary>
-    public int Capacity => (int)_sqEntries;
-
     /// <summary>
     /// A ring of <paramref name="entries"/> with <paramref name="files"/> registered (write to them by index), or
     /// null where io_uring is not available (an old kernel, or kernel.io_uring_disabled): callers fall back to write().
@@ -242,9 +239,9 @@ internal sealed unsafe class IoUring : IDisposable
 
     /// <summary>
     /// Submits what <see cref="PrepareWrite"/> queued and waits until all of it has completed; returns 0 or a
-    /// negative errno from io_uring_enter itself (the writes' own results come with <see cref="TryReap"/>).
+    /// <see cref="Errno"/> of io_uring_enter itself (the writes' own results come with <see cref="TryReap"/>).
     /// </summary>
-    public int SubmitAndWait()
+    public Errno SubmitAndWait()
     {
         uint toSubmit = _pending;
         uint waitFor = _pending;
@@ -253,37 +250,37 @@ internal sealed unsafe class IoUring : IDisposable
             nint r = Libc.syscall(SYS_io_uring_enter, _fd.Fd, (nint)toSubmit, (nint)waitFor, (nint)IORING_ENTER_GETEVENTS, 0, 0);
             if (r < 0)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == (int)Errno.EINTR)
+                var errno = LastError.Get();
+                if (errno == Errno.EINTR)
                 {
                     continue;
                 }
 
                 _pending = 0;
-                return -errno;
+                return errno;
             }
 
             toSubmit -= (uint)r;
         }
 
         _pending = 0;
-        return 0;
+        return Errno.OK;
     }
 
-    /// <summary>The next completion, if any.</summary>
-    public bool TryReap(out ulong userData, out int result)
+    /// <summary>The next completion, if any: its user data and how its write ended (OK, or the write's errno).</summary>
+    public bool TryReap(out ulong userData, out Errno result)
     {
         uint head = *_cqHead;
         if (head == Volatile.Read(ref *_cqTail))
         {
             userData = 0;
-            result = 0;
+            result = Errno.OK;
             return false;
         }
 
         ref IoUringCqe cqe = ref _cqes[head & _cqMask];
         userData = cqe.UserData;
-        result = cqe.Res;
+        result = cqe.Res < 0 ? (Errno)(-cqe.Res) : Errno.OK;
         Volatile.Write(ref *_cqHead, head + 1);
         return true;
     }

@@ -12,15 +12,15 @@ internal static class NetlinkThrow
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Malformed(string what)
-        => throw new VirtnetException(Operation, null, $"malformed netlink message: {what}", Errno.EBADMSG);
+        => throw new VirtnetException(FailureKind.Malformed, Operation, null, $"malformed netlink message: {what}", Errno.EBADMSG);
 
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Overflow(int needed)
-        => throw new VirtnetException(Operation, null, $"netlink message too large for its buffer ({needed} bytes)", Errno.EMSGSIZE);
+        => throw new VirtnetException(FailureKind.Malformed, Operation, null, $"netlink message too large for its buffer ({needed} bytes)", Errno.EMSGSIZE);
 
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void ShortAttribute(ushort type, int length, int needed)
-        => throw new VirtnetException(Operation, null, $"malformed netlink message: attribute {type} has {length} bytes, needs {needed}", Errno.EBADMSG);
+        => throw new VirtnetException(FailureKind.Malformed, Operation, null, $"malformed netlink message: attribute {type} has {length} bytes, needs {needed}", Errno.EBADMSG);
 }

@@ -76,7 +76,7 @@ public sealed class RtNetlink : IDisposable
     /// <summary>ip link show NAME. Throws VirtnetException(ENODEV) "NAME: no such device".</summary>
     /// <remarks>Equivalent to: <c>ip link show dev NAME</c> (RTM_GETLINK with IFLA_IFNAME; altnames match too).</remarks>
     public LinkInfo GetLink(string name)
-        => TryGetLink(name) ?? throw new VirtnetException("RTM_GETLINK", name, $"{name}: no such device", Errno.ENODEV);
+        => TryGetLink(name) ?? throw new VirtnetException(FailureKind.NoSuchDevice, "RTM_GETLINK", name, $"{name}: no such device", Errno.ENODEV);
 
     /// <summary>Equivalent to: <c>ip link show dev NAME</c>, null when there is no such device.</summary>
     public LinkInfo? TryGetLink(string name)
@@ -94,7 +94,7 @@ public sealed class RtNetlink : IDisposable
 
     /// <summary>Equivalent to: <c>ip link show</c> for one ifindex. Throws VirtnetException(ENODEV) "ifindex N: no such device".</summary>
     public LinkInfo GetLink(int ifindex)
-        => TryGetLink(ifindex) ?? throw new VirtnetException("RTM_GETLINK", $"ifindex {ifindex}", $"ifindex {ifindex}: no such device", Errno.ENODEV);
+        => TryGetLink(ifindex) ?? throw new VirtnetException(FailureKind.NoSuchDevice, "RTM_GETLINK", $"ifindex {ifindex}", $"ifindex {ifindex}: no such device", Errno.ENODEV);
 
     /// <summary>Equivalent to: <c>ip link show</c> for one ifindex, null when there is no such device.</summary>
     public LinkInfo? TryGetLink(int ifindex)
@@ -199,7 +199,7 @@ public sealed class RtNetlink : IDisposable
         };
         if (max < 0 || prefixLength < 0 || prefixLength > max)
         {
-            throw new VirtnetException("RTM_NEWADDR", DeviceName(ifindex), $"{address}/{prefixLength}: not an IPv4 or IPv6 prefix", Errno.EINVAL);
+            throw new ArgumentException($"{address}/{prefixLength}: not an IPv4 or IPv6 prefix", nameof(address));
         }
 
         NetlinkResult result;

@@ -3,6 +3,7 @@ using Virtnet.Datapaths;
 using Virtnet.Lab;
 using Virtnet.Tests.Infrastructure;
 using Xunit;
+using Virtnet.Namespaces;
 
 namespace Virtnet.Tests.Datapaths;
 

@@ -3,6 +3,7 @@ using Virtnet.Lab;
 using Virtnet.Native;
 using Virtnet.Tests.Infrastructure;
 using Xunit;
+using Virtnet.Namespaces;
 
 namespace Virtnet.Tests.Devices;
 
@@ -35,7 +36,9 @@ public class TapDeviceTests
         using var handle = NetNamespace.Open(ns.Path);
         using var first = handle.Run(() => TapDevice.Create("vt0"));
         var e = Assert.Throws<VirtnetException>(() => handle.Run(() => TapDevice.Create("vt0")));
-        Assert.Equal("vt0: name already in use; choose another with --name", e.Message);
+        Assert.Equal("vt0: name already in use", e.Message);
+        Assert.Equal(FailureKind.NameInUse, e.Kind);
+        Assert.Equal("vt0", e.Device);
         ns.Exec("ip", "link", "add", "dm0", "type", "veth", "peer", "name", "dm1");
         e = Assert.Throws<VirtnetException>(() => handle.Run(() => TapDevice.Create("dm0")));
         Assert.Contains("name already in use", e.Message);
@@ -78,9 +81,9 @@ public class TapDeviceTests
         var buffer = new byte[VirtioNetHdr.Size + 2048];
         fixed (byte* p = buffer)
         {
-            Assert.Equal(-(nint)Errno.EAGAIN, TapDevice.Read(tap.Handle.Fd, p, buffer.Length));
+            Assert.Equal(Errno.EAGAIN, TapDevice.Read(tap.Handle.Fd, p, buffer.Length, out _));
             // A write while the link is down fails with EIO, as a value.
-            Assert.Equal(-(nint)Errno.EIO, TapDevice.Write(tap.Handle.Fd, p, VirtioNetHdr.Size + 60));
+            Assert.Equal(Errno.EIO, TapDevice.Write(tap.Handle.Fd, p, VirtioNetHdr.Size + 60));
         }
     }
 

@@ -4,6 +4,7 @@
 // No async, Task.Run or timers while switched: a thread-pool worker or the socket engine born on a switched
 // thread would live in the test namespace (docs/kernel-notes.md), so both are started out here first.
 using Virtnet.Native;
+using Virtnet.Namespaces;
 
 namespace Virtnet.Tests.Infrastructure;
 
@@ -11,7 +12,7 @@ internal static class InNetns
 {
     public static T Run<T>(string nsName, Func<T> body)
     {
-        Virtnet.Lab.RuntimeThreads.Start();
+        Virtnet.Namespaces.RuntimeThreads.Start();
         T result = default!;
         Exception? error = null;
         var thread = new Thread(() =>

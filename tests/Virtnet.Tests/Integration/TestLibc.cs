@@ -19,6 +19,13 @@ internal static unsafe partial class TestLibc
     [LibraryImport("libc", SetLastError = true)]
     public static partial nint recvmsg(int fd, MsgHdr* msg, int flags);
 
+    public const int AF_UNIX = 1;
+    public const int SOCK_SEQPACKET = 5;
+
+    /// <summary>A connected pair; SOCK_SEQPACKET keeps message boundaries, as a TAP keeps frames.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int socketpair(int domain, int type, int protocol, int* sv);
+
     // sys/syscall.h (x86_64 321, arm64 280)
     public static nint BpfSyscallNumber => RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 280 : 321;
 }

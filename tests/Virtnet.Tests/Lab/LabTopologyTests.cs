@@ -1,8 +1,11 @@
 using Virtnet.Bpf;
 using Virtnet.Datapaths;
+using Virtnet.Datapaths.Kernel;
+using Virtnet.Datapaths.User;
 using Virtnet.Lab;
 using Virtnet.Tests.Infrastructure;
 using Xunit;
+using Virtnet.Namespaces;
 
 namespace Virtnet.Tests.Lab;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using Virtnet.Lab;
 using Virtnet.Tests.Infrastructure;
+using Virtnet.Namespaces;
 
 namespace Virtnet.Tests.Lab;
 

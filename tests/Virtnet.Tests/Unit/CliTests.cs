@@ -115,7 +115,7 @@ public class CliTests
     public void Guard_VirtnetException_OneSentenceAndExit1()
     {
         var err = new StringWriter();
-        int code = Virtnet.Cli.Cli.Guard(err, () => throw new VirtnetException("RTM_GETLINK", "eth9", "eth9: no such device", Errno.ENODEV));
+        int code = Virtnet.Cli.Cli.Guard(err, null, () => throw new VirtnetException(FailureKind.NoSuchDevice, "RTM_GETLINK", "eth9", "eth9: no such device", Errno.ENODEV));
         Assert.Equal(1, code);
         Assert.Equal("virtnet: eth9: no such device", err.ToString().TrimEnd());
     }
@@ -124,7 +124,7 @@ public class CliTests
     public void Guard_Eperm_AddsWhatToDo()
     {
         var err = new StringWriter();
-        Virtnet.Cli.Cli.Guard(err, () => throw new VirtnetException("BPF_PROG_LOAD", "eth0", Errno.EPERM));
+        Virtnet.Cli.Cli.Guard(err, null, () => throw new VirtnetException("BPF_PROG_LOAD", "eth0", Errno.EPERM));
         Assert.Contains("run virtnet as root", err.ToString());
     }
 
@@ -138,7 +138,9 @@ public class CliTests
     public void DeviceName_Invalid_Throws(string name)
     {
         var e = Assert.Throws<VirtnetException>(() => DeviceName.Validate(name));
-        Assert.Contains("--name", e.Message);
+        Assert.Equal(FailureKind.InvalidName, e.Kind);
+        Assert.DoesNotContain("--", e.Message); // the library states facts; the flag is the CLI's to name
+        Assert.Contains("--name", Virtnet.Cli.Cli.Sentence(e, name));
     }
 
     [Fact]
@@ -151,7 +153,21 @@ public class CliTests
     public void DeviceName_SixteenBytes_MessageGivesTheLimit()
     {
         var e = Assert.Throws<VirtnetException>(() => DeviceName.Validate("virtnet-too-long"));
-        Assert.Equal("virtnet-too-long: name is 16 bytes long, the limit is 15; choose a shorter one with --name", e.Message);
+        Assert.Equal("virtnet-too-long: name is 16 bytes long, the limit is 15", e.Message);
+        Assert.Equal("virtnet-too-long: name is 16 bytes long, the limit is 15; choose a shorter one with --name", Virtnet.Cli.Cli.Sentence(e, "virtnet-too-long"));
+    }
+
+    [Fact]
+    public void Sentence_NameInUse_PointsAtNameOnlyForTheChosenName()
+    {
+        var chosen = new VirtnetException(FailureKind.NameInUse, "TUNSETIFF", "virtnet0", "virtnet0: name already in use", Errno.EBUSY);
+        Assert.Equal("virtnet0: name already in use; choose another with --name", Virtnet.Cli.Cli.Sentence(chosen, "virtnet0"));
+
+        // virtnet's private pump: changing --name cannot help, so the sentence must not say so.
+        var pump = new VirtnetException(FailureKind.NameInUse, "TUNSETIFF", "vnpump3", "vnpump3: name already in use", Errno.EBUSY);
+        string sentence = Virtnet.Cli.Cli.Sentence(pump, "virtnet0");
+        Assert.DoesNotContain("--name", sentence);
+        Assert.Contains("delete or rename that device", sentence);
     }
 
     [Fact]

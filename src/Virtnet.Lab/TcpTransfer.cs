@@ -11,6 +11,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Virtnet.Namespaces;
 
 namespace Virtnet.Lab;
 

@@ -11,6 +11,8 @@
 using System.Net;
 using Virtnet.Bpf;
 using Virtnet.Datapaths;
+using Virtnet.Datapaths.User;
+using Virtnet.Namespaces;
 using Virtnet.Netlink;
 
 namespace Virtnet.Lab;

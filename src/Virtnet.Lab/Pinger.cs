@@ -14,6 +14,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Virtnet.Namespaces;
 
 namespace Virtnet.Lab;
 

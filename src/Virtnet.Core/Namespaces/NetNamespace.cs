@@ -9,7 +9,7 @@
 // Callbacks passed to Run must not await or start timers.
 using Virtnet.Native;
 
-namespace Virtnet.Lab;
+namespace Virtnet.Namespaces;
 
 public sealed class NetNamespace : IDisposable
 {

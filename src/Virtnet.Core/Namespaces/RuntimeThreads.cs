@@ -6,7 +6,7 @@
 // the calling thread, which must be in the caller's own namespace.
 using System.Net.Sockets;
 
-namespace Virtnet.Lab;
+namespace Virtnet.Namespaces;
 
 internal static class RuntimeThreads
 {

@@ -13,6 +13,7 @@ using System.Net.Sockets;
 using Virtnet.Datapaths;
 using Virtnet.Native;
 using Virtnet.Netlink;
+using Virtnet.Namespaces;
 
 namespace Virtnet.Lab;
 
@@ -233,7 +234,7 @@ public static class Demo
     {
         if (!Capabilities.HasEffective(Capabilities.CAP_SYS_ADMIN) || !Capabilities.HasEffective(Capabilities.CAP_NET_ADMIN))
         {
-            throw new VirtnetException("demo", null,
+            throw new VirtnetException(FailureKind.NotPermitted, "demo", null,
                 "the demo builds private network namespaces and attaches BPF programs, which needs root; run it with sudo", Errno.EPERM);
         }
     }

@@ -7,11 +7,12 @@
 //
 // The links are never pinned: when this process dies, the kernel closes the fds and detaches both programs.
 using Virtnet.Bpf;
-using Virtnet.Lab;
+using Virtnet.Devices;
+using Virtnet.Namespaces;
 
-namespace Virtnet.Datapaths;
+namespace Virtnet.Datapaths.Kernel;
 
-public sealed class KernelDatapath : IDatapath
+internal sealed class KernelDatapath : IDatapath
 {
     public const string IngressProgramName = "virtnet_in";
     public const string EgressProgramName = "virtnet_out";
@@ -40,9 +41,20 @@ public sealed class KernelDatapath : IDatapath
 
     public string? Fault => null;
 
+    public string? Details => null;
+
+    /// <summary>The programs for the virtual device <paramref name="setup"/> carries: a TAP beside the real device, or a veth pair's far end.</summary>
+    public static KernelDatapath Create(DatapathSetup setup)
+    {
+        var (real, virt) = (setup.Real, setup.Virtual);
+        return virt.Peer is { } peer
+            ? CreateWithPeer(real.Index, real.Name, peer.Index, peer.Name, virt.SetupNamespace!, virt.Index, virt.Name, virt.Mac)
+            : Create(real.Index, real.Name, virt.Index, virt.Name);
+    }
+
     /// <summary>Loads both programs and attaches them: the virtual side's egress first, so that the moment the
     /// real device's ingress is taken over, frames have a way back out.</summary>
-    public static KernelDatapath Create(int realIndex, string realName, int virtIndex, string virtName)
+    private static KernelDatapath Create(int realIndex, string realName, int virtIndex, string virtName)
     {
         using var cleanup = new Cleanup();
         var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 2));
@@ -66,7 +78,7 @@ public sealed class KernelDatapath : IDatapath
     /// the virtual device's own tcx ingress (attached from inside <paramref name="netns"/>), classifies frames
     /// against <paramref name="virtMac"/> again.
     /// </summary>
-    public static KernelDatapath CreateWithPeer(int realIndex, string realName, int peerIndex, string peerName, NetNamespace netns, int virtIndex, string virtName, byte[] virtMac)
+    private static KernelDatapath CreateWithPeer(int realIndex, string realName, int peerIndex, string peerName, NetNamespace netns, int virtIndex, string virtName, byte[] virtMac)
     {
         ArgumentNullException.ThrowIfNull(netns);
         using var cleanup = new Cleanup();

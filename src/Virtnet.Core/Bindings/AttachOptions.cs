@@ -1,0 +1,50 @@
+using Virtnet.Datapaths;
+
+namespace Virtnet;
+
+/// <summary>How a binding's virtual device gets its MAC address.</summary>
+public enum MacMode
+{
+    /// <summary>The real device's MAC, like macvlan passthru.</summary>
+    Inherit,
+
+    /// <summary>A random locally administered address.</summary>
+    Random,
+
+    /// <summary>The address in <see cref="AttachOptions.Mac"/>.</summary>
+    Explicit,
+}
+
+/// <summary>What to bind: the real device, and the virtual device and datapath to bind it with.</summary>
+public sealed record AttachOptions
+{
+    /// <summary>How long a user-datapath forwarder polls without sleeping after a frame, unless told otherwise.</summary>
+    public static readonly TimeSpan DefaultBusyPoll = TimeSpan.FromMicroseconds(200);
+
+    /// <summary>The real device to take over (its frames appear on the virtual device).</summary>
+    public required string RealDevice { get; init; }
+
+    /// <summary>The virtual device's name, 1-15 bytes.</summary>
+    public string Name { get; init; } = "virtnet0";
+
+    /// <summary>Which datapath moves the frames.</summary>
+    public DatapathKind Datapath { get; init; } = DatapathKind.Kernel;
+
+    /// <summary>How the virtual device gets its MAC.</summary>
+    public MacMode MacMode { get; init; } = MacMode.Inherit;
+
+    /// <summary>With <see cref="MacMode.Explicit"/>: the 6-byte address.</summary>
+    public byte[]? Mac { get; init; }
+
+    /// <summary>User datapath only: the handlers every frame passes through, in order, before the default path.</summary>
+    public IReadOnlyList<IFrameHandler> Handlers { get; init; } = [];
+
+    /// <summary>User datapath only: how long the forwarder polls without sleeping after a frame (0: sleep at once); null: <see cref="DefaultBusyPoll"/>.</summary>
+    public TimeSpan? BusyPoll { get; init; }
+
+    /// <summary>
+    /// The network namespace the virtual device is made in, by path (/run/netns/NAME, /proc/PID/ns/net), like
+    /// <c>ip link add ... netns NS</c>; null: the real device's (the caller's) namespace.
+    /// </summary>
+    public string? Netns { get; init; }
+}

@@ -1,0 +1,335 @@
+// A binding (an "attachment"): one real device and its ports, the virtual devices its frames appear on, with the
+// datapath that moves frames between them, following the real device's MTU and carrier. Today a binding has one
+// port; the shape (ports by index, port 0 the real side) is the one several virtual devices per real device need.
+//
+// Create either returns a working binding or throws having undone every step; Dispose gives the real device back
+// first, then removes the rest. Nothing is pinned, so a SIGKILL gives the real device back as Dispose does once
+// the kernel closes our fds. The one exception is the veth pair of the kernel datapath with the virtual device in
+// another namespace: it stays behind, inert, and the next binding to the same real device removes it.
+using System.Security.Cryptography;
+using Virtnet.Bpf;
+using Virtnet.Datapaths;
+using Virtnet.Datapaths.Kernel;
+using Virtnet.Devices;
+using Virtnet.Namespaces;
+using Virtnet.Native;
+using Virtnet.Netlink;
+
+namespace Virtnet;
+
+/// <summary>One virtual device of a binding.</summary>
+/// <param name="Name">Its name, in its namespace.</param>
+/// <param name="Index">Its ifindex, in its namespace.</param>
+/// <param name="Mac">Its MAC address.</param>
+/// <param name="Namespace">The namespace it lives in (as given), or null for the real device's.</param>
+/// <param name="Peer">With the kernel datapath in another namespace: the veth end that stays with the real device.</param>
+public sealed record PortInfo(string Name, int Index, byte[] Mac, string? Namespace, string? Peer);
+
+/// <summary>
+/// A real device bound to its virtual device: the userspace equivalent of a kernel driver's rx_handler plus
+/// ndo_start_xmit pair. Made by <see cref="Create"/>, followed by <see cref="Run"/>, undone by <see cref="Dispose"/>.
+/// </summary>
+public sealed class Attachment : IDisposable
+{
+    /// <summary>Every virtnet-made device carries an alias starting with this, so we never attach to our own.</summary>
+    internal const string AliasPrefix = "virtnet";
+
+    /// <summary>Names of virtnet's private devices (the user datapath's pump, the kernel datapath's veth peer).</summary>
+    private static readonly string[] s_reservedPrefixes = ["vnpeer", "vnpump"];
+
+    private readonly RtNetlink _rtnl;
+    private readonly RealDevice _real;
+    private readonly VirtualDevice _virtual;
+    private readonly IDatapath _datapath;
+    private readonly FileDescriptor? _membership;
+    private readonly FileDescriptor _guard;
+    private int _mtu;
+    private bool _carrier;
+    private int _disposed;
+
+    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice virt, IDatapath datapath, FileDescriptor? membership, FileDescriptor guard)
+    {
+        _rtnl = rtnl;
+        _real = real;
+        _virtual = virt;
+        _datapath = datapath;
+        _membership = membership;
+        _guard = guard;
+        RealName = real.Name;
+        RealIndex = real.Index;
+        _mtu = real.Mtu;
+        _carrier = real.Carrier;
+        Ports = [new PortInfo(virt.Name, virt.Index, virt.Mac, virt.Namespace?.Path, virt.Peer?.Name)];
+    }
+
+    /// <summary>The real device's name when the binding was made.</summary>
+    public string RealName { get; }
+
+    /// <summary>The real device's ifindex.</summary>
+    public int RealIndex { get; }
+
+    /// <summary>The binding's virtual devices.</summary>
+    public IReadOnlyList<PortInfo> Ports { get; }
+
+    /// <summary>The first virtual device's name.</summary>
+    public string VirtualName => Ports[0].Name;
+
+    /// <summary>The first virtual device's ifindex, in its namespace.</summary>
+    public int VirtualIndex => Ports[0].Index;
+
+    /// <summary>The first virtual device's MAC.</summary>
+    public byte[] VirtualMac => Ports[0].Mac;
+
+    /// <summary>The namespace the virtual device lives in (as given), or null for the real device's.</summary>
+    public string? Namespace => Ports[0].Namespace;
+
+    /// <summary>With the kernel datapath in another namespace: the veth end that stays with the real device.</summary>
+    public string? PeerName => Ports[0].Peer;
+
+    /// <summary>Which datapath moves the frames.</summary>
+    public DatapathKind Datapath => _datapath.Kind;
+
+    /// <summary>What the datapath adds to a description of the binding (the user datapath's pump and write path), or null.</summary>
+    public string? DatapathDetails => _datapath.Details;
+
+    /// <summary>The virtual device's MTU, which follows the real device's.</summary>
+    public int Mtu => _mtu;
+
+    /// <summary>The virtual device's carrier, which follows the real device's.</summary>
+    public bool Carrier => _carrier;
+
+    /// <summary>The name of the veth end a virtual device in another namespace is paired with (kernel datapath).</summary>
+    internal static string PeerNameFor(int realIndex) => $"vnpeer{realIndex}";
+
+    /// <summary>Binds <see cref="AttachOptions.RealDevice"/>, in the network namespace of the calling thread.</summary>
+    public static Attachment Create(AttachOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        DeviceName.Validate(options.Name);
+        if (s_reservedPrefixes.Any(p => options.Name.StartsWith(p, StringComparison.Ordinal)))
+        {
+            throw new VirtnetException(FailureKind.ReservedName, "attach", options.Name, $"{options.Name}: names starting with vnpeer or vnpump are virtnet's own", Errno.EINVAL);
+        }
+
+        CheckPrivileges();
+
+        using var cleanup = new Cleanup();
+        var rtnl = cleanup.Add(RtNetlink.Open());
+        var real = RealDevice.Open(rtnl, options.RealDevice, AliasPrefix);
+        if (!Tcx.IsSupported())
+        {
+            throw new VirtnetException(FailureKind.Unsupported, "tcx probe", real.Name, $"this kernel ({Environment.OSVersion.Version}) has no tcx hooks; virtnet needs Linux 6.6 or newer", Errno.EOPNOTSUPP);
+        }
+
+        // First the guard (no two attaches to one device can both get past it), then the programs on the hook
+        // (an attach by some other tool or an older virtnet).
+        var guard = cleanup.Add(AttachGuard.Take(real.Index, real.Name));
+        if (Tcx.QueryProgramNames(real.Index, TcxDirection.Ingress).Any(n => n.StartsWith(AliasPrefix, StringComparison.Ordinal)))
+        {
+            throw new VirtnetException(FailureKind.AlreadyAttached, "attach", real.Name, $"{real.Name}: already attached by another virtnet; stop that one first", Errno.EBUSY);
+        }
+
+        // A kernel-datapath pair in another namespace that a killed attach to this device left behind.
+        RemoveStalePeer(rtnl, PeerNameFor(real.Index));
+
+        // The namespace is held only while the devices are made: afterwards the binding reaches it by path (checked
+        // to be the same namespace), so that when its last process exits it dies, taking the virtual device with
+        // it, and the binding ends instead of sending the real device's frames into a dead namespace.
+        var netns = options.Netns is { } nsPath ? cleanup.Add(OpenNamespace(nsPath)) : null;
+        if (netns is not null && NamespaceByPath.Identity(netns) == NamespaceByPath.Current())
+        {
+            // Our own namespace under another name (e.g. /proc/self/ns/net): the ordinary mode.
+            netns.Dispose();
+            netns = null;
+        }
+
+        CheckNameFree(rtnl, netns, options.Name);
+        var mac = options.MacMode switch
+        {
+            MacMode.Inherit => real.Mac,
+            MacMode.Random => RandomMac(),
+            _ => options.Mac ?? throw new ArgumentException("MacMode.Explicit needs Mac", nameof(options)),
+        };
+
+        var shape = Datapaths.Datapath.ShapeFor(options.Datapath, otherNamespace: netns is not null);
+        var spec = new VirtualDeviceSpec(options.Name, mac, real.Link, $"{AliasPrefix}: bound to {real.Name}", netns, options.Netns);
+        var virt = cleanup.Add(VirtualDevice.Create(rtnl, shape, spec, PeerNameFor(real.Index)));
+
+        // A MAC the real device does not own must still get through its receive filter.
+        var membership = mac.AsSpan().SequenceEqual(real.Mac) ? null : cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
+
+        var setup = new DatapathSetup(rtnl, real.Link, virt, options.Handlers, options.BusyPoll ?? AttachOptions.DefaultBusyPoll);
+        var datapath = cleanup.Add(Datapaths.Datapath.Create(options.Datapath, setup));
+
+        // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out.
+        virt.BringUp(rtnl, real.Carrier);
+        cleanup.Commit();
+        netns?.Dispose();
+        return new Attachment(rtnl, real, virt, datapath, membership, guard);
+    }
+
+    private static NetNamespace OpenNamespace(string path)
+    {
+        try
+        {
+            return NetNamespace.Open(path);
+        }
+        catch (VirtnetException e) when (e.Errno is Errno.ENOENT or Errno.ENOTDIR)
+        {
+            throw new VirtnetException(FailureKind.NoNamespace, "attach", path, $"no network namespace {path}; create it first (ip netns add NAME)", e.Errno);
+        }
+    }
+
+    private static void CheckNameFree(RtNetlink rtnl, NetNamespace? netns, string name)
+    {
+        bool taken = netns is null
+            ? rtnl.TryGetLink(name) is not null
+            : netns.Run(() =>
+            {
+                using var there = RtNetlink.Open();
+                return there.TryGetLink(name) is not null;
+            });
+        if (taken)
+        {
+            string where = netns is null ? "" : $" in {netns.Description}";
+            throw new VirtnetException(FailureKind.NameInUse, "attach", name, $"{name}: name already in use{where}", Errno.EEXIST);
+        }
+    }
+
+    /// <summary>A peer a killed attach left behind is ours to remove; any other device of that name is in the way.</summary>
+    private static void RemoveStalePeer(RtNetlink rtnl, string peerName)
+    {
+        if (rtnl.TryGetLink(peerName) is not { } stale)
+        {
+            return;
+        }
+
+        if (stale.Kind != "veth" || stale.Alias?.StartsWith(VethPairDevice.PeerAliasPrefix, StringComparison.Ordinal) != true)
+        {
+            throw new VirtnetException(FailureKind.NameInUse, "attach", peerName, $"{peerName}: name already in use by a device virtnet did not make", Errno.EEXIST);
+        }
+
+        // A live attach has its egress program on the peer; only a dead one's pair has none.
+        if (Tcx.QueryProgramNames(stale.Index, TcxDirection.Ingress).Any(n => n == KernelDatapath.EgressProgramName))
+        {
+            throw new VirtnetException(FailureKind.AlreadyAttached, "attach", peerName, $"{peerName}: in use by another virtnet; stop that one first", Errno.EBUSY);
+        }
+
+        rtnl.DeleteLink(stale.Index);
+    }
+
+    /// <summary>
+    /// Follows the real device (MTU, carrier, removal) until <paramref name="cancellation"/> fires. Returns null
+    /// on a requested stop, or a sentence saying why the binding cannot go on.
+    /// </summary>
+    public string? Run(CancellationToken cancellation, Action<string>? log = null)
+    {
+        using var monitor = LinkMonitor.Open();
+        using var registration = cancellation.Register(monitor.Wake);
+
+        // Catch up with anything that changed before the subscription.
+        if (Follow(_rtnl.TryGetLink(RealIndex), log) is { } gone)
+        {
+            return gone;
+        }
+
+        if (!_virtual.Exists(_rtnl))
+        {
+            return $"{VirtualName} was deleted";
+        }
+
+        while (!cancellation.IsCancellationRequested)
+        {
+            if (_datapath.Fault is { } fault)
+            {
+                return fault;
+            }
+
+            var link = monitor.Read(TimeSpan.FromMilliseconds(500));
+            if (link is null)
+            {
+                continue;
+            }
+
+            if (_virtual.IsDeletedBy(link))
+            {
+                return $"{VirtualName} was deleted";
+            }
+
+            if (Follow(link, log) is { } ended)
+            {
+                return ended;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Applies what <paramref name="link"/> says of the real device to the ports; a sentence if it is gone.</summary>
+    private string? Follow(LinkInfo? link, Action<string>? log)
+    {
+        var change = _real.Update(link);
+        if ((change & RealDeviceChange.Gone) != 0)
+        {
+            return $"{RealName} disappeared";
+        }
+
+        int mtu = _real.Mtu;
+        if (mtu != _mtu)
+        {
+            // Growing: the pump first so nothing larger than it can take arrives; shrinking: the same order is harmless.
+            _datapath.OnMtuChanged(mtu);
+            _virtual.SetMtu(_rtnl, mtu, _mtu);
+            log?.Invoke($"{VirtualName}: mtu {_mtu} -> {mtu} (following {RealName})");
+            _mtu = mtu;
+        }
+
+        bool carrier = _real.Carrier;
+        if (carrier != _carrier)
+        {
+            _virtual.SetCarrier(_rtnl, carrier);
+            log?.Invoke($"{VirtualName}: carrier {(carrier ? "on" : "off")} (following {RealName})");
+            _carrier = carrier;
+        }
+
+        return null;
+    }
+
+    /// <summary>What crossed the binding so far, per direction.</summary>
+    public DatapathCounters ReadCounters() => _datapath.ReadCounters();
+
+    /// <summary>Gives the real device back, then removes the virtual device and everything else the binding made.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _datapath.Dispose();
+        _membership?.Dispose();
+        _virtual.Dispose();
+        _rtnl.Dispose();
+        _guard.Dispose();
+    }
+
+    private static void CheckPrivileges()
+    {
+        bool netAdmin = Capabilities.HasEffective(Capabilities.CAP_NET_ADMIN);
+        bool bpf = Capabilities.HasEffective(Capabilities.CAP_BPF) || Capabilities.HasEffective(Capabilities.CAP_SYS_ADMIN);
+        if (!netAdmin || !bpf)
+        {
+            string missing = !netAdmin && !bpf ? "CAP_NET_ADMIN and CAP_BPF" : !netAdmin ? "CAP_NET_ADMIN" : "CAP_BPF";
+            throw new VirtnetException(FailureKind.NotPermitted, "attach", null, $"attach needs {missing}; run it as root (sudo)", Errno.EPERM);
+        }
+    }
+
+    /// <summary>A random locally administered unicast address (02:xx:...).</summary>
+    internal static byte[] RandomMac()
+    {
+        var mac = new byte[6];
+        RandomNumberGenerator.Fill(mac);
+        mac[0] = (byte)((mac[0] & 0xFE) | 0x02);
+        return mac;
+    }
+}

@@ -1,0 +1,223 @@
+// The user datapath's setup: every kernel object it needs, made in an order that never delivers a frame twice,
+// and owned by fds so a dead process leaves nothing. The frame loop is Forwarder.cs (ring road:
+// Forwarder.Ring.cs), the load-spreading policy SpreadPolicy.cs; why this shape: docs/design.md.
+//
+// Ingress takes one of two roads, chosen per frame by the same BPF test on both sides so that one flow always
+// takes one road: TCP, and anything longer than a ring slot, goes through a private TAP ("pump", vnpump<ifindex>)
+// whose reads carry 64 KB GSO super-frames; everything else is copied by the kernel into TPACKET_V2 receive rings
+// (one per CPU) and dropped by tcx before the real device's stack sees it.
+//
+//   wire -> real -+-[packet rings, ring filter: non-TCP]--> per-CPU ring ------------+
+//                 +-[tcx ingress: TCP -> bpf_redirect(pump, 0); rest -> drop]--> pump fd -+- forwarders -> virt fd -> stack
+//   stack -> virt fd -> forwarders -> pump fd --[tcx ingress on pump: bpf_redirect(real, 0)]--> real -> wire
+using Virtnet.Bpf;
+using Virtnet.Devices;
+using Virtnet.Native;
+using Virtnet.Netlink;
+
+namespace Virtnet.Datapaths.User;
+
+internal sealed class UserDatapath : IDatapath
+{
+    public const string IngressProgramName = "virtnet_uin";
+    public const string PumpProgramName = "virtnet_uout";
+    public const string SteeringProgramName = "virtnet_steer";
+    public const string RingFilterName = "virtnet_ring";
+
+    /// <summary>Slots per receive ring (2 KB each: 8 MB a ring, mapped whole, so it counts in RSS).</summary>
+    public const int RingSlots = 4096;
+
+    private readonly RtNetlink _rtnl;
+    private readonly TapDevice _pump;
+    private readonly int _pumpIndex;
+    private readonly VirtualDevice _virtual;
+    private readonly Cleanup _owned;
+    private readonly Forwarder[] _forwarders;
+    private readonly Lock _ringDropsGate = new();
+    private ulong _ringDrops;
+    private int _disposed;
+
+    private UserDatapath(RtNetlink rtnl, TapDevice pump, int pumpIndex, VirtualDevice virt, Cleanup owned, Forwarder[] forwarders, bool batched)
+    {
+        _rtnl = rtnl;
+        _pump = pump;
+        _pumpIndex = pumpIndex;
+        _virtual = virt;
+        _owned = owned;
+        _forwarders = forwarders;
+        BatchedWrites = batched;
+    }
+
+    public DatapathKind Kind => DatapathKind.User;
+
+    public string? Fault => _forwarders.Select(f => f.Fault).FirstOrDefault(f => f is not null);
+
+    public string Details => $"pump {_pump.Name}, {(BatchedWrites ? "io_uring" : "write() per frame")}";
+
+    /// <summary>
+    /// Whether the forwarders write ring frames into the TAPs in batches through io_uring (one io_uring_enter per
+    /// batch) rather than one write() per frame: where the kernel allows it and VIRTNET_IO_URING is not 0.
+    /// </summary>
+    public bool BatchedWrites { get; }
+
+    /// <summary>The name of the private TAP that carries the real device's frames to and from this process.</summary>
+    public static string PumpNameFor(int realIndex) => $"vnpump{realIndex}";
+
+    /// <summary>The queue count the virtual TAP must be created with for this datapath: one per CPU.</summary>
+    public static int QueuesFor() => Math.Clamp(Environment.ProcessorCount, 1, 64);
+
+    public static UserDatapath Create(DatapathSetup setup)
+    {
+        var (rtnl, real, virt) = (setup.Rtnl, setup.Real, setup.Virtual);
+        var tap = virt.Tap ?? throw new ArgumentException("the user datapath needs a TAP as its virtual device", nameof(setup));
+        var owned = new Cleanup();
+        try
+        {
+            int queues = tap.Queues.Count;
+            var pump = owned.Add(TapDevice.Create(PumpNameFor(real.Index), queues: queues));
+            pump.EnableOffloads(tap.Offloads == 0 ? TapDevice.WantedOffloads : tap.Offloads);
+            var pumpLink = rtnl.GetLink(pump.Name);
+            rtnl.SetAlias(pumpLink.Index, $"virtnet pump for {real.Name}");
+            // The pump carries only the real device's frames: no addresses, no IPv6 autoconfiguration, no ND/MLD of
+            // its own that would leak out through the real device.
+            Sysctl.DisableIpv6(pump.Name);
+            rtnl.SetMtu(pumpLink.Index, real.Mtu);
+            // No qdisc between the tcx redirect and the TAP's rings: frames go straight to tun_net_xmit.
+            rtnl.SetRootQdisc(pumpLink.Index, "noqueue");
+            rtnl.SetUp(pumpLink.Index, true);
+
+            // One receive ring per forwarder on the real device. The virtual TAP's queues and the rings' fanout
+            // pick with the same program: the forwarder of the CPU the frame is on, or of the next CPU while the
+            // forwarders are busy (SpreadPolicy).
+            var spread = owned.Add(FlagMap.Create("virtnet_spread"));
+            var rings = new PacketRing[queues];
+            for (int q = 0; q < queues; q++)
+            {
+                rings[q] = owned.Add(PacketRing.Open(real.Index, real.Name, RingSlots));
+            }
+
+            BpfProgram? steer = queues > 1
+                ? owned.Add(BpfProgram.LoadSocketFilter(SteeringProgramName, Programs.SteerByCpu(spread, queues), real.Name))
+                : null;
+            if (steer is not null)
+            {
+                tap.SetSteeringProgram(steer.Handle);
+                pump.SetSteeringProgram(steer.Handle);
+            }
+
+            var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.RingFilter(PacketRing.MaxFrame), real.Name));
+            foreach (var ring in rings)
+            {
+                ring.AttachFilter(ringFilter.Handle, real.Name);
+            }
+
+            var stop = owned.Add(FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd"));
+            var load = new SpreadPolicy(queues, on => spread.Set(on ? 1u : 0u));
+            bool batched = IoUring.IsAvailable();
+            var handlers = setup.Handlers.ToArray();
+            string[] names = [pump.Name, virt.Name];
+            var forwarders = new Forwarder[queues];
+            for (int q = 0; q < queues; q++)
+            {
+                forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched);
+            }
+
+            var pumpProgram = owned.Add(BpfProgram.LoadSchedCls(PumpProgramName, Programs.Redirect(real.Index, 0), pump.Name));
+            var ingressProgram = owned.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.SplitIngress(pumpLink.Index, PacketRing.MaxFrame), real.Name));
+
+            // The way out first; then the real device's frames stop reaching its stack (tcx drop) and only then
+            // the rings start copying them, so nothing is delivered twice (a frame arriving in between is lost);
+            // then the forwarders. Teardown (Cleanup runs in reverse) stops the forwarders before the real device
+            // gets its frames back, for the same reason.
+            owned.Add(TcxLink.Attach(pumpProgram, pumpLink.Index, pump.Name, TcxDirection.Ingress));
+            owned.Add(TcxLink.Attach(ingressProgram, real.Index, real.Name, TcxDirection.Ingress));
+            foreach (var ring in rings)
+            {
+                ring.Bind(real.Name);
+            }
+
+            if (steer is not null)
+            {
+                ushort group = (ushort)Random.Shared.Next(1, 0xFFFF);
+                foreach (var ring in rings)
+                {
+                    ring.JoinFanout(group, Packet.PACKET_FANOUT_EBPF, real.Name);
+                }
+
+                rings[0].SetFanoutProgram(steer.Handle, real.Name);
+            }
+
+            foreach (var f in forwarders)
+            {
+                f.Start();
+            }
+
+            owned.Add(() => StopForwarders(stop, forwarders));
+            return new UserDatapath(rtnl, pump, pumpLink.Index, virt, owned, forwarders, batched);
+        }
+        catch
+        {
+            owned.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// What the forwarders moved, plus what the kernel dropped before they could: a full receive ring
+    /// (PACKET_STATISTICS tp_drops) or pump ring (the pump's tx_dropped) counts against ingress, a full
+    /// virtual-device ring (its tx_dropped) against egress.
+    /// </summary>
+    public DatapathCounters ReadCounters()
+    {
+        DirectionCounters ingress = default, egress = default;
+        foreach (var f in _forwarders)
+        {
+            ingress += f.Read(Direction.Ingress);
+            egress += f.Read(Direction.Egress);
+        }
+
+        ulong pumpDropped = _rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped ?? 0;
+        ulong virtDropped = _virtual.ReadStats(_rtnl)?.TxDropped ?? 0;
+        ulong ringDropped;
+        lock (_ringDropsGate)
+        {
+            // PACKET_STATISTICS resets on every read, so the totals are kept here.
+            foreach (var f in _forwarders)
+            {
+                _ringDrops += f.Ring!.TakeStatistics().Drops;
+            }
+
+            ringDropped = _ringDrops;
+        }
+
+        return new(ingress with { Drops = ingress.Drops + pumpDropped + ringDropped }, egress with { Drops = egress.Drops + virtDropped });
+    }
+
+    public void OnMtuChanged(int mtu) => _rtnl.SetMtu(_pumpIndex, mtu);
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _owned.Dispose();
+    }
+
+    private static unsafe void StopForwarders(FileDescriptor stop, Forwarder[] forwarders)
+    {
+        foreach (var f in forwarders)
+        {
+            f.RequestStop();
+        }
+
+        // The eventfd stays readable once written (nobody reads it), so every forwarder's poll() returns.
+        ulong one = 1;
+        _ = Libc.write(stop.Fd, (byte*)&one, sizeof(ulong));
+        foreach (var f in forwarders)
+        {
+            f.Join();
+        }
+    }
+}
