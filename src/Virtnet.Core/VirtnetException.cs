@@ -48,6 +48,12 @@ public enum FailureKind
 /// </summary>
 public sealed class VirtnetException : Exception
 {
+    /// <summary>A failed system call or kernel request.</summary>
+    /// <param name="operation">What was being done, in the kernel's or ip(8)'s words.</param>
+    /// <param name="device">The object it was about, if any.</param>
+    /// <param name="errno">Why it failed.</param>
+    /// <param name="extack">Netlink's extended-ack text, if any.</param>
+    /// <param name="hint">What might help, if known.</param>
     public VirtnetException(string operation, string? device, Errno errno, string? extack = null, string? hint = null)
         : base(Compose(operation, device, errno, extack, hint))
     {
@@ -105,11 +111,16 @@ public sealed class VirtnetException : Exception
     /// <summary>Throws for the errno of the last failed native call. Kept out of line so callers stay small.</summary>
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    public static void ThrowLastError(string operation, string? device = null)
+    internal static void ThrowLastError(string operation, string? device = null)
         => throw new VirtnetException(operation, device, LastError.Get());
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    public static void Throw(string operation, string? device, Errno errno, string? extack = null)
+    /// <summary>Throws a <see cref="VirtnetException"/> for <paramref name="errno"/>. Kept out of line so callers stay small.</summary>
+    /// <param name="operation">What was being done.</param>
+    /// <param name="device">The object it was about, if any.</param>
+    /// <param name="errno">Why it failed.</param>
+    /// <param name="extack">Netlink's extended-ack text, if any.</param>
+    internal static void Throw(string operation, string? device, Errno errno, string? extack = null)
         => throw new VirtnetException(operation, device, errno, extack);
 }

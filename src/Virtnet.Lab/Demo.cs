@@ -17,7 +17,7 @@ using Virtnet.Namespaces;
 
 namespace Virtnet.Lab;
 
-public static class Demo
+internal static class Demo
 {
     public const string ReadyMarker = "virtnet0 ready";
 

@@ -18,7 +18,7 @@ using Virtnet.Netlink;
 namespace Virtnet.Lab;
 
 /// <summary>What <see cref="LabTopology.Teardown"/> found after removing virtnet and releasing the namespaces.</summary>
-public sealed record TeardownReport(bool VirtualDeviceGone, bool HooksEmpty, bool PumpGone, int HandlesLeft, IReadOnlyList<string> ThreadsLeft)
+internal sealed record TeardownReport(bool VirtualDeviceGone, bool HooksEmpty, bool PumpGone, int HandlesLeft, IReadOnlyList<string> ThreadsLeft)
 {
     /// <summary>Nothing of virtnet is left on veth-a, and nothing of this process keeps a lab namespace alive.</summary>
     public bool Clean => VirtualDeviceGone && HooksEmpty && PumpGone && HandlesLeft == 0 && ThreadsLeft.Count == 0;
@@ -28,7 +28,7 @@ public sealed record TeardownReport(bool VirtualDeviceGone, bool HooksEmpty, boo
             + $"fds left in a lab namespace: {HandlesLeft}, threads left there: [{string.Join(", ", ThreadsLeft)}]";
 }
 
-public sealed class LabTopology : IDisposable
+internal sealed class LabTopology : IDisposable
 {
     public const string RealDevice = "veth-a";
     public const string PeerDevice = "veth-b";

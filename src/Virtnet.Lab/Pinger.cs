@@ -19,7 +19,7 @@ using Virtnet.Namespaces;
 namespace Virtnet.Lab;
 
 /// <summary>The outcome of one round of echo requests to one address.</summary>
-public sealed record PingResult(IPAddress Target, int Sent, IReadOnlyList<TimeSpan> RoundTrips, int Duplicates, int Corrupt)
+internal sealed record PingResult(IPAddress Target, int Sent, IReadOnlyList<TimeSpan> RoundTrips, int Duplicates, int Corrupt)
 {
     public int Received => RoundTrips.Count;
 
@@ -34,7 +34,7 @@ public sealed record PingResult(IPAddress Target, int Sent, IReadOnlyList<TimeSp
 }
 
 /// <summary>Sends ICMP echo requests and collects the replies (ping(8) without the process).</summary>
-public sealed class Pinger : IDisposable
+internal sealed class Pinger : IDisposable
 {
     private const byte Icmp4EchoRequest = 8;
     private const byte Icmp4EchoReply = 0;

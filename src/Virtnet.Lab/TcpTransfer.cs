@@ -16,7 +16,7 @@ using Virtnet.Namespaces;
 namespace Virtnet.Lab;
 
 /// <summary>What a transfer achieved. <see cref="Elapsed"/> runs at the receiver from the first byte to the end of stream.</summary>
-public sealed record TransferResult(long BytesSent, long BytesReceived, TimeSpan Elapsed, bool Verified, string? Error)
+internal sealed record TransferResult(long BytesSent, long BytesReceived, TimeSpan Elapsed, bool Verified, string? Error)
 {
     public bool Ok => Error is null && Verified && BytesReceived > 0 && BytesReceived == BytesSent;
 
@@ -26,7 +26,7 @@ public sealed record TransferResult(long BytesSent, long BytesReceived, TimeSpan
     public double GigabitsPerSecond => Elapsed <= TimeSpan.Zero ? 0 : BytesReceived * 8 / Elapsed.TotalSeconds / 1e9;
 }
 
-public static class TcpTransfer
+internal static class TcpTransfer
 {
     private const int Modulus = 251;
     private const int ChunkSize = 128 * 1024;

@@ -9,9 +9,9 @@ using static Virtnet.Bpf.BpfCode;
 namespace Virtnet.Bpf;
 
 /// <summary>A jump target made by <see cref="BpfAssembler.DefineLabel"/> and placed by <see cref="BpfAssembler.Mark"/>.</summary>
-public readonly record struct BpfLabel(int Index);
+internal readonly record struct BpfLabel(int Index);
 
-public sealed class BpfAssembler
+internal sealed class BpfAssembler
 {
     private readonly List<BpfInsn> _insns = [];
     private readonly List<int> _labelTargets = [];

@@ -5,7 +5,7 @@ namespace Virtnet.Bpf;
 
 /// <summary>struct bpf_insn: opcode, dst_reg:4 | src_reg:4, s16 off, s32 imm. 8 bytes, little-endian hosts only.</summary>
 [StructLayout(LayoutKind.Sequential, Size = 8)]
-public struct BpfInsn : IEquatable<BpfInsn>
+internal struct BpfInsn : IEquatable<BpfInsn>
 {
     public byte Code;
     /// <summary>dst_reg in the low nibble, src_reg in the high nibble.</summary>
@@ -43,7 +43,7 @@ public struct BpfInsn : IEquatable<BpfInsn>
 }
 
 /// <summary>The eleven eBPF registers. R0 return value, R1-R5 arguments (clobbered by calls), R6-R9 callee-saved, R10 frame pointer (read-only).</summary>
-public enum BpfReg : byte
+internal enum BpfReg : byte
 {
     R0 = 0,
     R1 = 1,
@@ -59,7 +59,7 @@ public enum BpfReg : byte
 }
 
 /// <summary>The opcode fields of linux/bpf_common.h and linux/bpf.h, with the kernel's names. code = class | size/op | mode/source.</summary>
-public static class BpfCode
+internal static class BpfCode
 {
     // instruction classes
     public const byte BPF_LD = 0x00;
@@ -124,7 +124,7 @@ public static class BpfCode
 }
 
 /// <summary>enum bpf_func_id: helper numbers as the kernel defines them (stable ABI).</summary>
-public enum BpfHelper
+internal enum BpfHelper
 {
     MapLookupElem = 1,
     MapUpdateElem = 2,

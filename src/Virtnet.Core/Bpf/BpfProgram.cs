@@ -15,7 +15,7 @@ using Virtnet.Native;
 namespace Virtnet.Bpf;
 
 /// <summary>A loaded BPF program, owned by its fd.</summary>
-public sealed class BpfProgram : IDisposable
+internal sealed class BpfProgram : IDisposable
 {
     private const int LogSize = 1 << 18;
 
@@ -38,6 +38,8 @@ public sealed class BpfProgram : IDisposable
     /// BPF_PROG_LOAD of a SCHED_CLS program, license "GPL". On a verifier failure the exception carries the
     /// verifier log. Name is at most 15 bytes (BPF_OBJ_NAME_LEN - 1) of letters, digits, '_' and '.'.
     /// </summary>
+    /// <param name="name">The program's name, as bpftool shows it.</param>
+    /// <param name="instructions">The program.</param>
     /// <param name="device">The device the program is meant for; only used in error messages.</param>
     public static BpfProgram LoadSchedCls(string name, ReadOnlySpan<BpfInsn> instructions, string device)
         => Load(Libc.BPF_PROG_TYPE_SCHED_CLS, name, instructions, device);

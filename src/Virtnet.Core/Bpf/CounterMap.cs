@@ -7,7 +7,7 @@ using Virtnet.Native;
 namespace Virtnet.Bpf;
 
 /// <summary>A BPF_MAP_TYPE_PERCPU_ARRAY of (frames, bytes) counters, u64 pairs, one slot per key.</summary>
-public sealed class CounterMap : IDisposable
+internal sealed class CounterMap : IDisposable
 {
     /// <summary>value_size: u64 frames, u64 bytes.</summary>
     public const int ValueSize = 16;

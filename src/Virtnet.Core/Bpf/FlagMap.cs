@@ -4,7 +4,7 @@ using Virtnet.Native;
 
 namespace Virtnet.Bpf;
 
-public sealed class FlagMap : IDisposable
+internal sealed class FlagMap : IDisposable
 {
     private uint _value;
 

@@ -4,7 +4,7 @@ using Virtnet.Native;
 namespace Virtnet.Bpf;
 
 /// <summary>The programs virtnet attaches, emitted with <see cref="BpfAssembler"/>.</summary>
-public static class Programs
+internal static class Programs
 {
     /// <summary>offsetof(struct __sk_buff, len): the frame's length including the link-layer header at tc/tcx.</summary>
     public const short SkBuffLenOffset = 0;

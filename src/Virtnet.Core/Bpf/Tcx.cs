@@ -7,14 +7,14 @@ using Virtnet.Native;
 
 namespace Virtnet.Bpf;
 
-public enum TcxDirection
+internal enum TcxDirection
 {
     Ingress,
     Egress,
 }
 
 /// <summary>A tcx link (BPF_LINK_CREATE, attach type BPF_TCX_INGRESS/EGRESS). Never pinned: it detaches when its fd closes.</summary>
-public sealed class TcxLink : IDisposable
+internal sealed class TcxLink : IDisposable
 {
     private TcxLink(FileDescriptor handle, int ifindex, string device, TcxDirection direction)
     {
@@ -36,8 +36,10 @@ public sealed class TcxLink : IDisposable
     /// Appends the program to the device's tcx hook (flags 0: after the programs already there).
     /// The link holds its own reference to the program: disposing the <see cref="BpfProgram"/> afterwards is fine.
     /// </summary>
+    /// <param name="program">The program to run.</param>
     /// <param name="ifindex">The device's index in the calling thread's network namespace.</param>
     /// <param name="device">The device's name, for error messages.</param>
+    /// <param name="direction">Its ingress or egress hook.</param>
     public static unsafe TcxLink Attach(BpfProgram program, int ifindex, string device, TcxDirection direction)
     {
         const string Op = "BPF_LINK_CREATE";
@@ -70,7 +72,7 @@ public sealed class TcxLink : IDisposable
     };
 }
 
-public static class Tcx
+internal static class Tcx
 {
     internal const string NotSupportedHint = "tcx needs Linux 6.6 or newer";
 

@@ -9,7 +9,10 @@ namespace Virtnet.Datapaths;
 /// <summary>Which way a frame crosses: ingress is real -> virtual (the wire's frames), egress virtual -> real.</summary>
 public enum Direction : byte
 {
+    /// <summary>From the real device (the wire) to the virtual device.</summary>
     Ingress = 0,
+
+    /// <summary>From the virtual device to the real device (the wire).</summary>
     Egress = 1,
 }
 
@@ -42,6 +45,7 @@ public ref struct Frame
         DropReason = null;
     }
 
+    /// <summary>Which way the frame crosses.</summary>
     public readonly Direction Direction;
 
     /// <summary>With <see cref="Verdict.Another"/>: the port index to deliver to (0 real side, 1 first virtual device).</summary>
@@ -53,10 +57,12 @@ public ref struct Frame
     /// <summary>virtio_net_hdr followed by the frame, as read from or written to the TAP.</summary>
     public readonly Span<byte> Raw => _buffer;
 
+    /// <summary>The frame's offload metadata: a checksum still to compute, a GSO super-frame to cut. Rewrite with care.</summary>
     public readonly ref VirtioNetHdr VirtioHeader => ref MemoryMarshal.AsRef<VirtioNetHdr>(_buffer);
 
     /// <summary>The Ethernet frame (destination MAC first). With GSO it may be up to 64 KB.</summary>
     public readonly Span<byte> Data => _buffer[VirtioNetHdr.Size..];
 
+    /// <summary>A view over the Ethernet header.</summary>
     public readonly EthernetView Ethernet => new(Data);
 }

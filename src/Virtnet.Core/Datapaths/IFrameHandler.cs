@@ -6,5 +6,8 @@ namespace Virtnet.Datapaths;
 /// </summary>
 public interface IFrameHandler
 {
+    /// <summary>Decides what happens to <paramref name="frame"/>; may rewrite its bytes in place.</summary>
+    /// <param name="frame">The frame, valid only during the call.</param>
+    /// <returns>Pass to let the next handler decide, Consumed to take or drop it, Another to send it to <see cref="Frame.Target"/>.</returns>
     Verdict OnFrame(ref Frame frame);
 }

@@ -6,7 +6,7 @@ using Virtnet.Native;
 
 namespace Virtnet.Devices;
 
-public sealed unsafe class TapDevice : IDisposable
+internal sealed unsafe class TapDevice : IDisposable
 {
     /// <summary>The offloads we ask for: checksum, TSO v4/v6 (+ECN), USO v4/v6 (USO needs Linux 6.2).</summary>
     public const uint WantedOffloads = Tun.TUN_F_CSUM | Tun.TUN_F_TSO4 | Tun.TUN_F_TSO6 | Tun.TUN_F_TSO_ECN | Tun.TUN_F_USO4 | Tun.TUN_F_USO6;
@@ -168,7 +168,7 @@ public sealed unsafe class TapDevice : IDisposable
 }
 
 /// <summary>Linux interface names: 1 to 15 bytes (IFNAMSIZ 16 with the NUL), no '/', ':' or white space.</summary>
-public static class DeviceName
+internal static class DeviceName
 {
     public const int MaxLength = Tun.IFNAMSIZ - 1;
 

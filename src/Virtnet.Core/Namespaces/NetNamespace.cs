@@ -11,7 +11,7 @@ using Virtnet.Native;
 
 namespace Virtnet.Namespaces;
 
-public sealed class NetNamespace : IDisposable
+internal sealed class NetNamespace : IDisposable
 {
     private readonly FileDescriptor _fd;
 

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace Virtnet.Native;
 
 /// <summary>An owned file descriptor. Only <see cref="ReleaseHandle"/> closes it.</summary>
-public sealed class FileDescriptor : SafeHandle
+internal sealed class FileDescriptor : SafeHandle
 {
     public FileDescriptor(int fd, bool ownsHandle = true)
         : base(new nint(-1), ownsHandle)

@@ -17,7 +17,7 @@ namespace Virtnet.Netlink;
 /// must not miss a change re-reads the state it cares about (RtNetlink.GetLink) after each wake-up anyway.
 /// Notifications of other address families on the group (AF_BRIDGE port events) are skipped.
 /// </remarks>
-public sealed unsafe class LinkMonitor : IDisposable
+internal sealed unsafe class LinkMonitor : IDisposable
 {
     private readonly NetlinkSocket _socket;
     private readonly FileDescriptor _wake;

@@ -10,7 +10,7 @@ using Virtnet.Native;
 namespace Virtnet.Netlink;
 
 /// <summary>A link as rtnetlink reports it (RTM_NEWLINK), decoded.</summary>
-public sealed record LinkInfo
+internal sealed record LinkInfo
 {
     public required int Index { get; init; }
     public required string Name { get; init; }
@@ -38,7 +38,7 @@ public sealed record LinkInfo
 }
 
 /// <summary>The first counters of struct rtnl_link_stats64 (IFLA_STATS64).</summary>
-public sealed record LinkStats(ulong RxPackets, ulong TxPackets, ulong RxBytes, ulong TxBytes, ulong RxDropped, ulong TxDropped)
+internal sealed record LinkStats(ulong RxPackets, ulong TxPackets, ulong RxBytes, ulong TxBytes, ulong RxDropped, ulong TxDropped)
 {
     public ulong RxErrors { get; init; }
 
@@ -46,14 +46,14 @@ public sealed record LinkStats(ulong RxPackets, ulong TxPackets, ulong RxBytes, 
 }
 
 /// <summary>A neighbour entry (RTM_NEWNEIGH): State is ndm_state (NUD_REACHABLE 0x2, NUD_STALE 0x4, NUD_PERMANENT 0x80, ...); Mac is empty while unresolved.</summary>
-public sealed record NeighborInfo(int Index, IPAddress Address, byte[] Mac, ushort State);
+internal sealed record NeighborInfo(int Index, IPAddress Address, byte[] Mac, ushort State);
 
 /// <summary>
 /// An rtnetlink socket (NETLINK_ROUTE) in the network namespace of the thread that opened it.
 /// Each operation is named after the ip(8) command it equals. Errors throw VirtnetException with the
 /// errno and the kernel's extended-ack text. Operations are serialized; the object may be shared by threads.
 /// </summary>
-public sealed class RtNetlink : IDisposable
+internal sealed class RtNetlink : IDisposable
 {
     private const int SendBufferSize = 4096;
     private const int ReplyTimeoutMs = 30_000;
