@@ -114,13 +114,13 @@ public sealed class VirtnetException : Exception
     internal static void ThrowLastError(string operation, string? device = null)
         => throw new VirtnetException(operation, device, LastError.Get());
 
-    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     /// <summary>Throws a <see cref="VirtnetException"/> for <paramref name="errno"/>. Kept out of line so callers stay small.</summary>
     /// <param name="operation">What was being done.</param>
     /// <param name="device">The object it was about, if any.</param>
     /// <param name="errno">Why it failed.</param>
     /// <param name="extack">Netlink's extended-ack text, if any.</param>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     internal static void Throw(string operation, string? device, Errno errno, string? extack = null)
         => throw new VirtnetException(operation, device, errno, extack);
 }

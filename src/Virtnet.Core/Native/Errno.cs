@@ -146,6 +146,7 @@ public enum Errno
     ENOTSUPP = 524,
 }
 
+/// <summary>Text for an <see cref="Errno"/>.</summary>
 public static class ErrnoExtensions
 {
     /// <summary>The C library's description, e.g. "Device or resource busy".</summary>

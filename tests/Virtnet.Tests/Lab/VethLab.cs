@@ -10,7 +10,7 @@ namespace Virtnet.Tests.Lab;
 /// 10.200.9.1/24 + fd00:200::9:1/64 and 10.200.9.2/24 + fd00:200::9:2/64. Tests the lab helpers without
 /// depending on our own netlink code. Everything is deleted on Dispose.
 /// </summary>
-public sealed class VethLab : IDisposable
+internal sealed class VethLab : IDisposable
 {
     public static readonly IPAddress A4 = IPAddress.Parse("10.200.9.1");
     public static readonly IPAddress B4 = IPAddress.Parse("10.200.9.2");
