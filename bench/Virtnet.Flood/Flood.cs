@@ -64,7 +64,7 @@ internal static unsafe class Program
         }
 
         // Protocol 0: the socket only sends (a receiving packet socket would see every frame and cost the CPU).
-        int fd = Libc.socket(PacketMembership.AF_PACKET, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0);
+        int fd = Libc.socket(Packet.AF_PACKET, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0);
         if (fd < 0)
         {
             Console.Error.WriteLine($"flood: socket(AF_PACKET): {((Errno)Marshal.GetLastPInvokeError()).Format()}");
@@ -77,7 +77,7 @@ internal static unsafe class Program
             SetInt(fd, PACKET_QDISC_BYPASS, 1);
             if (!useRing)
             {
-                var to = new SockaddrLl { Family = PacketMembership.AF_PACKET, Ifindex = ifindex };
+                var to = new SockaddrLl { Family = Packet.AF_PACKET, Ifindex = ifindex };
                 Check(Libc.bind(fd, &to, sizeof(SockaddrLl)), "bind");
                 long count;
                 fixed (byte* f = frame)
@@ -91,7 +91,7 @@ internal static unsafe class Program
 
             var req = new TpacketReq { BlockSize = 4096, BlockNr = Frames * FrameSize / 4096, FrameSize = FrameSize, FrameNr = Frames };
             Check(Libc.setsockopt(fd, Packet.SOL_PACKET, PACKET_TX_RING, &req, sizeof(TpacketReq)), "PACKET_TX_RING");
-            var ll = new SockaddrLl { Family = PacketMembership.AF_PACKET, Ifindex = ifindex };
+            var ll = new SockaddrLl { Family = Packet.AF_PACKET, Ifindex = ifindex };
             Check(Libc.bind(fd, &ll, sizeof(SockaddrLl)), "bind");
             nuint length = (nuint)Frames * FrameSize;
             byte* ring = (byte*)Libc.mmap(null, length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd, 0);

@@ -4,6 +4,7 @@
 // i.e. dst = *(u32 *)(src + off); StxDW(dst, src, off) is *(u64 *)(dst + off) = src; StW(dst, off, imm) is
 // *(u32 *)(dst + off) = imm. Jumps take a label; offsets are counted in instruction slots from the next slot
 // (ld_imm64 takes two) and resolved by ToArray().
+using Virtnet.Native;
 using static Virtnet.Bpf.BpfCode;
 
 namespace Virtnet.Bpf;
@@ -65,7 +66,7 @@ internal sealed class BpfAssembler
     public BpfAssembler LdImm64(BpfReg dst, ulong imm) => LdImm64(dst, BpfReg.R0, imm);
 
     /// <summary>ld_imm64 with src_reg BPF_PSEUDO_MAP_FD: the verifier replaces the fd with the map's address.</summary>
-    public BpfAssembler LdMapFd(BpfReg dst, int mapFd) => LdImm64(dst, (BpfReg)BPF_PSEUDO_MAP_FD, (uint)mapFd);
+    public BpfAssembler LdMapFd(BpfReg dst, int mapFd) => LdImm64(dst, (BpfReg)Libc.BPF_PSEUDO_MAP_FD, (uint)mapFd);
 
     private BpfAssembler LdImm64(BpfReg dst, BpfReg src, ulong imm)
     {
@@ -107,8 +108,6 @@ internal sealed class BpfAssembler
     public BpfAssembler JeqImm(BpfReg dst, int imm, BpfLabel target) => JmpImm(BPF_JEQ, dst, imm, target);
 
     public BpfAssembler JneImm(BpfReg dst, int imm, BpfLabel target) => JmpImm(BPF_JNE, dst, imm, target);
-
-    public BpfAssembler JeqReg(BpfReg dst, BpfReg src, BpfLabel target) => JmpReg(BPF_JEQ, dst, src, target);
 
     public BpfAssembler JneReg(BpfReg dst, BpfReg src, BpfLabel target) => JmpReg(BPF_JNE, dst, src, target);
 

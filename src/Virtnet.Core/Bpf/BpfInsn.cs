@@ -118,9 +118,6 @@ internal static class BpfCode
     public const byte BPF_JLE = 0xb0;
     public const byte BPF_JSLT = 0xc0;
     public const byte BPF_JSLE = 0xd0;
-
-    /// <summary>ld_imm64 src_reg: imm is a map file descriptor the loader turns into the map's address.</summary>
-    public const byte BPF_PSEUDO_MAP_FD = 1;
 }
 
 /// <summary>enum bpf_func_id: helper numbers as the kernel defines them (stable ABI).</summary>

@@ -12,8 +12,6 @@ internal static class Programs
     /// <summary>offsetof(struct __sk_buff, pkt_type).</summary>
     public const short SkBuffPktTypeOffset = 4;
 
-    /// <summary>linux/if_packet.h PACKET_LOOPBACK: a copy of a frame this host itself sent (dev_loopback_xmit).</summary>
-    public const int PACKET_LOOPBACK = 5;
 
     /// <summary>
     /// Counts the frame in counters[key] (frames += 1, bytes += skb->len), then returns
@@ -57,7 +55,7 @@ internal static class Programs
         var asm = new BpfAssembler();
         var take = asm.DefineLabel();
         asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
-           .JneImm(BpfReg.R2, PACKET_LOOPBACK, take)
+           .JneImm(BpfReg.R2, Packet.PACKET_LOOPBACK, take)
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
            .Exit()
            .Mark(take);
@@ -252,7 +250,7 @@ internal static class Programs
         var tcp = asm.DefineLabel();
         var other = asm.DefineLabel();
         asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
-           .JneImm(BpfReg.R2, PACKET_LOOPBACK, take)
+           .JneImm(BpfReg.R2, Packet.PACKET_LOOPBACK, take)
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
            .Exit()
            .Mark(take);

@@ -26,12 +26,6 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint write(int fd, byte* buf, nint count);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint readv(int fd, IoVec* iov, int iovcnt);
-
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint writev(int fd, IoVec* iov, int iovcnt);
-
     // sys/ioctl.h: the request is an unsigned long; the argument is a pointer or a plain value.
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int ioctl(int fd, nuint request, void* arg);
@@ -56,6 +50,14 @@ internal static unsafe partial class Libc
     public static partial int eventfd(uint initval, int flags);
 
     // sys/socket.h
+    public const int SOL_SOCKET = 1;
+    public const int SO_SNDBUF = 7;
+    public const int SO_RCVBUF = 8;
+    public const int SO_RCVBUFFORCE = 33;
+    public const int SO_ATTACH_BPF = 50;
+    public const int MSG_PEEK = 0x2;
+    public const int MSG_TRUNC = 0x20;
+    public const int MSG_DONTWAIT = 0x40;
     public const int SOCK_STREAM = 1;
     public const int SOCK_RAW = 3;
     public const int SOCK_DGRAM = 2;
@@ -83,6 +85,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint sendto(int fd, void* buf, nint len, int flags, void* addr, int addrlen);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint recvfrom(int fd, void* buf, nint len, int flags, void* addr, int* addrlen);
+
     // sched.h
     public const int CLONE_NEWNET = 0x40000000;
 
@@ -102,9 +107,6 @@ internal static unsafe partial class Libc
     // unistd.h
     [LibraryImport(Lib)]
     public static partial int geteuid();
-
-    [LibraryImport(Lib)]
-    public static partial int getpid();
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint syscall(nint number, nint a1, nint a2, nint a3);

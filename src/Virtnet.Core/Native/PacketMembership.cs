@@ -1,33 +1,23 @@
 // linux/if_packet.h: PACKET_ADD_MEMBERSHIP with PACKET_MR_UNICAST / PACKET_MR_PROMISC on an AF_PACKET socket.
 // A socket of protocol 0 receives no frames at all; it exists only to hold the membership, which the kernel
 // drops when the socket closes (packet_release -> packet_flush_mclist): released even on SIGKILL.
-using System.Runtime.InteropServices;
-
 namespace Virtnet.Native;
 
 internal static unsafe class PacketMembership
 {
-    public const int AF_PACKET = 17;
-    public const int SOL_PACKET = 263;
-    public const int PACKET_ADD_MEMBERSHIP = 1;
-    public const ushort PACKET_MR_MULTICAST = 0;
-    public const ushort PACKET_MR_PROMISC = 1;
-    public const ushort PACKET_MR_ALLMULTI = 2;
-    public const ushort PACKET_MR_UNICAST = 3;
-
     /// <summary>
     /// Makes <paramref name="ifindex"/> accept frames for <paramref name="mac"/>: a secondary unicast address
     /// (dev_uc_add), which the kernel turns into promiscuous mode on devices without a unicast filter.
     /// </summary>
     public static FileDescriptor AddUnicast(int ifindex, string device, ReadOnlySpan<byte> mac)
     {
-        var fd = FileDescriptor.FromResult(Libc.socket(AF_PACKET, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0), "socket(AF_PACKET)", device);
+        var fd = FileDescriptor.FromResult(Libc.socket(Packet.AF_PACKET, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0), "socket(AF_PACKET)", device);
         PacketMreq req = default;
         req.Ifindex = ifindex;
-        req.Type = PACKET_MR_UNICAST;
+        req.Type = Packet.PACKET_MR_UNICAST;
         req.AddressLength = (ushort)mac.Length;
         mac.CopyTo(new Span<byte>(req.Address, 8));
-        if (Libc.setsockopt(fd.Fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &req, sizeof(PacketMreq)) < 0)
+        if (Libc.setsockopt(fd.Fd, Packet.SOL_PACKET, Packet.PACKET_ADD_MEMBERSHIP, &req, sizeof(PacketMreq)) < 0)
         {
             var errno = LastError.Get();
             fd.Dispose();
@@ -35,14 +25,5 @@ internal static unsafe class PacketMembership
         }
 
         return fd;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    public struct PacketMreq
-    {
-        public int Ifindex;
-        public ushort Type;
-        public ushort AddressLength;
-        public fixed byte Address[8];
     }
 }

@@ -8,73 +8,6 @@ using System.Runtime.InteropServices;
 
 namespace Virtnet.Native;
 
-internal static unsafe class Packet
-{
-    public const int SOL_PACKET = 263;
-    public const ushort ETH_P_ALL = 0x0003;
-    public const int PACKET_RX_RING = 5;
-    public const int PACKET_VERSION = 10;
-    public const int PACKET_RESERVE = 12;
-    public const int PACKET_VNET_HDR = 15;
-    public const int PACKET_FANOUT = 18;
-    public const int PACKET_FANOUT_DATA = 22;
-    public const int PACKET_IGNORE_OUTGOING = 23;
-    public const int PACKET_FANOUT_CPU = 2;
-    public const int PACKET_FANOUT_EBPF = 7;
-    /// <summary>The group's own ignore-outgoing (Linux 6.8): members' PACKET_IGNORE_OUTGOING does not apply to a fanout group.</summary>
-    public const int PACKET_FANOUT_FLAG_IGNORE_OUTGOING = 0x4000;
-    public const byte PACKET_OUTGOING = 4;
-    public const int TPACKET_V2 = 1;
-    public const uint TP_STATUS_KERNEL = 0;
-    public const uint TP_STATUS_USER = 1 << 0;
-    public const uint TP_STATUS_COPY = 1 << 1;
-    public const uint TP_STATUS_VLAN_VALID = 1 << 4;
-    public const uint TP_STATUS_VLAN_TPID_VALID = 1 << 6;
-    public const byte PACKET_LOOPBACK = 5;
-
-    /// <summary>TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): where struct sockaddr_ll starts in a slot.</summary>
-    public const int SockaddrOffset = 32;
-}
-
-/// <summary>struct tpacket_req (the V1/V2 ring request).</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct TpacketReq
-{
-    public uint BlockSize;
-    public uint BlockNr;
-    public uint FrameSize;
-    public uint FrameNr;
-}
-
-/// <summary>struct tpacket2_hdr: the header of every V2 slot (32 bytes).</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct Tpacket2Hdr
-{
-    public uint Status;
-    public uint Len;
-    public uint Snaplen;
-    public ushort Mac;
-    public ushort Net;
-    public uint Sec;
-    public uint Nsec;
-    public ushort VlanTci;
-    public ushort VlanTpid;
-    public uint Padding;
-}
-
-/// <summary>struct sockaddr_ll (20 bytes).</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal unsafe struct SockaddrLl
-{
-    public ushort Family;
-    public ushort Protocol;
-    public int Ifindex;
-    public ushort Hatype;
-    public byte Pkttype;
-    public byte Halen;
-    public fixed byte Addr[8];
-}
-
 /// <summary>
 /// One RX ring on one device. Each frame comes with its virtio_net_hdr, so it crosses with its offload metadata
 /// as on a TAP. Owned by its socket fd and mapping: both go on Dispose,
@@ -124,7 +57,7 @@ internal sealed unsafe class PacketRing : IDisposable
     public static PacketRing Open(int ifindex, string device, int slots)
     {
         // Protocol 0 until the ring exists, so nothing is queued to the socket before it can be read.
-        var fd = FileDescriptor.FromResult(Libc.socket(PacketMembership.AF_PACKET, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0), "socket(AF_PACKET)", device);
+        var fd = FileDescriptor.FromResult(Libc.socket(Packet.AF_PACKET, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0), "socket(AF_PACKET)", device);
         try
         {
             SetInt(fd, Packet.PACKET_VERSION, Packet.TPACKET_V2, device, "PACKET_VERSION");
@@ -158,9 +91,8 @@ internal sealed unsafe class PacketRing : IDisposable
     /// <summary>SO_ATTACH_BPF: a SOCKET_FILTER program decides how much of each frame the ring takes (0: none).</summary>
     public void AttachFilter(FileDescriptor program, string device)
     {
-        const int SOL_SOCKET = 1, SO_ATTACH_BPF = 50;
         int fd = program.Fd;
-        if (Libc.setsockopt(_fd.Fd, SOL_SOCKET, SO_ATTACH_BPF, &fd, sizeof(int)) < 0)
+        if (Libc.setsockopt(_fd.Fd, Libc.SOL_SOCKET, Libc.SO_ATTACH_BPF, &fd, sizeof(int)) < 0)
         {
             VirtnetException.ThrowLastError("SO_ATTACH_BPF", device);
         }
@@ -169,7 +101,7 @@ internal sealed unsafe class PacketRing : IDisposable
     /// <summary>Starts receiving: binds to the device for every protocol (ETH_P_ALL). Until then the ring gets nothing.</summary>
     public void Bind(string device)
     {
-        var ll = new SockaddrLl { Family = PacketMembership.AF_PACKET, Protocol = BinaryHtons(Packet.ETH_P_ALL), Ifindex = _ifindex };
+        var ll = new SockaddrLl { Family = Packet.AF_PACKET, Protocol = BinaryHtons(Packet.ETH_P_ALL), Ifindex = _ifindex };
         if (Libc.bind(_fd.Fd, &ll, sizeof(SockaddrLl)) < 0)
         {
             VirtnetException.ThrowLastError("bind(AF_PACKET)", device);
@@ -224,7 +156,7 @@ internal sealed unsafe class PacketRing : IDisposable
     {
         uint* stats = stackalloc uint[2];
         int len = 2 * sizeof(uint);
-        if (Libc.getsockopt(_fd.Fd, Packet.SOL_PACKET, 6, stats, &len) < 0)
+        if (Libc.getsockopt(_fd.Fd, Packet.SOL_PACKET, Packet.PACKET_STATISTICS, stats, &len) < 0)
         {
             return (0, 0);
         }

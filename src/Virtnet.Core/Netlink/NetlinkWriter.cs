@@ -26,8 +26,6 @@ internal ref struct NetlinkWriter
     /// <summary>Bytes written so far (all messages begun, including the open one).</summary>
     public readonly int Length => _position;
 
-    public readonly ReadOnlySpan<byte> Written => _buffer[.._position];
-
     /// <summary>Starts a message; nlmsg_len is patched by <see cref="EndMessage"/>.</summary>
     public void BeginMessage(ushort type, ushort flags, uint seq, uint pid = 0)
     {
@@ -53,11 +51,7 @@ internal ref struct NetlinkWriter
         v[0] = value;
     }
 
-    public void PutU16(ushort type, ushort value) => BinaryPrimitives.WriteUInt16LittleEndian(BeginAttr(type, 2), value);
-
     public void PutU32(ushort type, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(BeginAttr(type, 4), value);
-
-    public void PutI32(ushort type, int value) => BinaryPrimitives.WriteInt32LittleEndian(BeginAttr(type, 4), value);
 
     public void PutU64(ushort type, ulong value) => BinaryPrimitives.WriteUInt64LittleEndian(BeginAttr(type, 8), value);
 

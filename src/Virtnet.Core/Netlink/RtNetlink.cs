@@ -199,7 +199,7 @@ internal sealed class RtNetlink : IDisposable
         };
         if (max < 0 || prefixLength < 0 || prefixLength > max)
         {
-            throw new ArgumentException($"{address}/{prefixLength}: not an IPv4 or IPv6 prefix", nameof(address));
+            throw new VirtnetException(FailureKind.Malformed, "RTM_NEWADDR", DeviceName(ifindex), $"{address}/{prefixLength}: not an IPv4 or IPv6 prefix", Errno.EINVAL);
         }
 
         NetlinkResult result;

@@ -1,4 +1,5 @@
 using Virtnet.Bpf;
+using Virtnet.Native;
 using Xunit;
 using static Virtnet.Bpf.BpfReg;
 
@@ -61,7 +62,7 @@ public class BpfAssemblerTests
         var program = new BpfAssembler().LdMapFd(R1, 7).ToArray();
         Assert.Equal(2, program.Length);
         Assert.Equal("1811000007000000" + "0000000000000000", Hex(program));
-        Assert.Equal((BpfReg)BpfCode.BPF_PSEUDO_MAP_FD, program[0].Src);
+        Assert.Equal((BpfReg)Libc.BPF_PSEUDO_MAP_FD, program[0].Src);
     }
 
     [Fact]

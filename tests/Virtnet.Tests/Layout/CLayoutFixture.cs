@@ -51,6 +51,7 @@ public sealed class CLayoutFixture : IDisposable
         #include <linux/virtio_net.h>
         #include <linux/bpf.h>
         #include <linux/if_packet.h>
+        #include <linux/if_ether.h>
         #include <linux/capability.h>
         #include <linux/io_uring.h>
         """;

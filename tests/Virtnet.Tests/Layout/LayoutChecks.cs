@@ -12,7 +12,7 @@ namespace Virtnet.Tests.Layout;
 internal static class LayoutChecks
 {
     /// <summary>Macros newer than linux-libc-dev 6.1 (Debian 12): compared only where the headers have them.</summary>
-    private static readonly HashSet<string> s_newerMacros = ["TUN_F_USO4", "TUN_F_USO6", "VIRTIO_NET_HDR_GSO_UDP_L4"];
+    private static readonly HashSet<string> s_newerMacros = ["TUN_F_USO4", "TUN_F_USO6", "VIRTIO_NET_HDR_GSO_UDP_L4", "PACKET_FANOUT_FLAG_IGNORE_OUTGOING"];
 
     /// <summary>Names of enums new in Linux 6.6 (tcx): only the running kernel's BTF has them.</summary>
     private static readonly HashSet<string> s_btfOnly = ["BPF_TCX_INGRESS", "BPF_TCX_EGRESS", "TCX_NEXT", "TCX_PASS", "TCX_DROP", "TCX_REDIRECT"];
@@ -52,17 +52,47 @@ internal static class LayoutChecks
         new("offsetof(struct iovec, iov_base)", Off<IoVec>(nameof(IoVec.Base))),
         new("offsetof(struct iovec, iov_len)", Off<IoVec>(nameof(IoVec.Length))),
         new("__NR_bpf", Libc.SysBpf),
-        new("sizeof(struct packet_mreq)", Unsafe.SizeOf<PacketMembership.PacketMreq>()),
-        new("offsetof(struct packet_mreq, mr_ifindex)", Off<PacketMembership.PacketMreq>(nameof(PacketMembership.PacketMreq.Ifindex))),
-        new("offsetof(struct packet_mreq, mr_type)", Off<PacketMembership.PacketMreq>(nameof(PacketMembership.PacketMreq.Type))),
-        new("offsetof(struct packet_mreq, mr_alen)", Off<PacketMembership.PacketMreq>(nameof(PacketMembership.PacketMreq.AddressLength))),
-        new("offsetof(struct packet_mreq, mr_address)", Off<PacketMembership.PacketMreq>(nameof(PacketMembership.PacketMreq.Address))),
-        .. Constants(typeof(PacketMembership), n => n.StartsWith("PACKET_", StringComparison.Ordinal) || n.StartsWith("SOL_", StringComparison.Ordinal) || n.StartsWith("AF_", StringComparison.Ordinal)),
         .. Constants(typeof(Capabilities), n => n.StartsWith("CAP_", StringComparison.Ordinal)),
         .. Constants(typeof(Libc), n => n.StartsWith("O_", StringComparison.Ordinal) || n.StartsWith("POLL", StringComparison.Ordinal)
             || n.StartsWith("EFD_", StringComparison.Ordinal) || n.StartsWith("SOCK_", StringComparison.Ordinal)
             || n.StartsWith("CLONE_", StringComparison.Ordinal) || n.StartsWith("PROT_", StringComparison.Ordinal)
-            || n.StartsWith("MAP_", StringComparison.Ordinal)),
+            || n.StartsWith("MAP_", StringComparison.Ordinal) || n.StartsWith("SO_", StringComparison.Ordinal)
+            || n.StartsWith("SOL_", StringComparison.Ordinal) || n.StartsWith("MSG_", StringComparison.Ordinal)),
+    ];
+
+    /// <summary>linux/if_packet.h: the receive ring's request, the slot header and address the forwarders read in place, memberships, and every constant.</summary>
+    public static readonly CCheck[] PacketAbi =
+    [
+        new("sizeof(struct tpacket_req)", Unsafe.SizeOf<TpacketReq>()),
+        new("offsetof(struct tpacket_req, tp_block_size)", Off<TpacketReq>(nameof(TpacketReq.BlockSize))),
+        new("offsetof(struct tpacket_req, tp_block_nr)", Off<TpacketReq>(nameof(TpacketReq.BlockNr))),
+        new("offsetof(struct tpacket_req, tp_frame_size)", Off<TpacketReq>(nameof(TpacketReq.FrameSize))),
+        new("offsetof(struct tpacket_req, tp_frame_nr)", Off<TpacketReq>(nameof(TpacketReq.FrameNr))),
+        new("sizeof(struct tpacket2_hdr)", Unsafe.SizeOf<Tpacket2Hdr>()),
+        new("offsetof(struct tpacket2_hdr, tp_status)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.Status))),
+        new("offsetof(struct tpacket2_hdr, tp_len)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.Len))),
+        new("offsetof(struct tpacket2_hdr, tp_snaplen)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.Snaplen))),
+        new("offsetof(struct tpacket2_hdr, tp_mac)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.Mac))),
+        new("offsetof(struct tpacket2_hdr, tp_net)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.Net))),
+        new("offsetof(struct tpacket2_hdr, tp_sec)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.Sec))),
+        new("offsetof(struct tpacket2_hdr, tp_nsec)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.Nsec))),
+        new("offsetof(struct tpacket2_hdr, tp_vlan_tci)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.VlanTci))),
+        new("offsetof(struct tpacket2_hdr, tp_vlan_tpid)", Off<Tpacket2Hdr>(nameof(Tpacket2Hdr.VlanTpid))),
+        new("TPACKET_ALIGN(sizeof(struct tpacket2_hdr))", Packet.SockaddrOffset),
+        new("sizeof(struct sockaddr_ll)", Unsafe.SizeOf<SockaddrLl>()),
+        new("offsetof(struct sockaddr_ll, sll_family)", Off<SockaddrLl>(nameof(SockaddrLl.Family))),
+        new("offsetof(struct sockaddr_ll, sll_protocol)", Off<SockaddrLl>(nameof(SockaddrLl.Protocol))),
+        new("offsetof(struct sockaddr_ll, sll_ifindex)", Off<SockaddrLl>(nameof(SockaddrLl.Ifindex))),
+        new("offsetof(struct sockaddr_ll, sll_hatype)", Off<SockaddrLl>(nameof(SockaddrLl.Hatype))),
+        new("offsetof(struct sockaddr_ll, sll_pkttype)", Off<SockaddrLl>(nameof(SockaddrLl.Pkttype))),
+        new("offsetof(struct sockaddr_ll, sll_halen)", Off<SockaddrLl>(nameof(SockaddrLl.Halen))),
+        new("offsetof(struct sockaddr_ll, sll_addr)", Off<SockaddrLl>(nameof(SockaddrLl.Addr))),
+        new("sizeof(struct packet_mreq)", Unsafe.SizeOf<PacketMreq>()),
+        new("offsetof(struct packet_mreq, mr_ifindex)", Off<PacketMreq>(nameof(PacketMreq.Ifindex))),
+        new("offsetof(struct packet_mreq, mr_type)", Off<PacketMreq>(nameof(PacketMreq.Type))),
+        new("offsetof(struct packet_mreq, mr_alen)", Off<PacketMreq>(nameof(PacketMreq.AddressLength))),
+        new("offsetof(struct packet_mreq, mr_address)", Off<PacketMreq>(nameof(PacketMreq.Address))),
+        .. Constants(typeof(Packet), n => n.ToUpperInvariant() == n),
     ];
 
     /// <summary>linux/io_uring.h: what the forwarders' batched writes use.</summary>
@@ -169,7 +199,7 @@ internal static class LayoutChecks
         new("offsetof(struct bpf_prog_info, netns_dev)", Unsafe.SizeOf<BpfProgInfo>(), CHeaders.Both),
     ];
 
-    private static readonly CCheck[] s_all = [.. Tun, .. Virtio, .. LibcAbi, .. IoUringAbi, .. Errnos, .. BpfCodes, .. BpfAttr];
+    private static readonly CCheck[] s_all = [.. Tun, .. Virtio, .. LibcAbi, .. PacketAbi, .. IoUringAbi, .. Errnos, .. BpfCodes, .. BpfAttr];
 
     public static IReadOnlyList<CCheck> All() => s_all;
 

@@ -15,6 +15,9 @@ public class LayoutTests(CLayoutFixture c) : IClassFixture<CLayoutFixture>
     public void Libc_PollfdIovecAndFlags_MatchGlibc() => c.Verify(LayoutChecks.LibcAbi, CHeaders.System);
 
     [SkippableFact]
+    public void Packet_RingStructsAndConstants_MatchLinuxIfPacket() => c.Verify(LayoutChecks.PacketAbi, CHeaders.System);
+
+    [SkippableFact]
     public void Errno_Values_MatchErrnoH() => c.Verify(LayoutChecks.Errnos, CHeaders.System);
 
     [SkippableFact]
