@@ -151,7 +151,7 @@ public sealed class Attachment : IDisposable
             _ => options.Mac ?? throw new ArgumentException("MacMode.Explicit needs Mac", nameof(options)),
         };
 
-        var shape = Datapaths.Datapath.ShapeFor(options.Datapath, otherNamespace: netns is not null);
+        var shape = DatapathFactory.ShapeFor(options.Datapath, otherNamespace: netns is not null);
         var spec = new VirtualDeviceSpec(options.Name, mac, real.Link, $"{AliasPrefix}: bound to {real.Name}", netns, options.Netns);
         var virt = cleanup.Add(VirtualDevice.Create(rtnl, shape, spec, PeerNameFor(real.Index)));
 
@@ -159,7 +159,7 @@ public sealed class Attachment : IDisposable
         var membership = mac.AsSpan().SequenceEqual(real.Mac) ? null : cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
 
         var setup = new DatapathSetup(rtnl, real.Link, virt, options.Handlers, options.BusyPoll ?? AttachOptions.DefaultBusyPoll);
-        var datapath = cleanup.Add(Datapaths.Datapath.Create(options.Datapath, setup));
+        var datapath = cleanup.Add(DatapathFactory.Create(options.Datapath, setup));
 
         // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out.
         virt.BringUp(rtnl, real.Carrier);

@@ -1,5 +1,3 @@
-using Virtnet.Datapaths.Kernel;
-using Virtnet.Datapaths.User;
 using Virtnet.Devices;
 using Virtnet.Netlink;
 
@@ -53,26 +51,3 @@ internal interface IDatapath : IDisposable
 
 /// <summary>What a binding hands its datapath: the real device, the virtual device made for it, and the options.</summary>
 internal sealed record DatapathSetup(RtNetlink Rtnl, LinkInfo Real, VirtualDevice Virtual, IReadOnlyList<IFrameHandler> Handlers, TimeSpan BusyPoll);
-
-/// <summary>
-/// The one place that knows each datapath's needs: which virtual device it runs on, and how it is made. A binding
-/// asks, makes that device, and hands it over; it never branches on the kind itself.
-/// </summary>
-internal static class Datapath
-{
-    /// <summary>The virtual device <paramref name="kind"/> needs, with the device in the real device's namespace or another.</summary>
-    public static VirtualDeviceShape ShapeFor(DatapathKind kind, bool otherNamespace) => kind switch
-    {
-        // Kernel: a veth pair reached by bpf_redirect_peer when the device lives elsewhere, a TAP (one queue) here.
-        DatapathKind.Kernel => otherNamespace ? VirtualDeviceShape.VethPair : VirtualDeviceShape.Tap(queues: 1),
-        // User: a TAP with one queue per forwarder, wherever it lives (its fds keep working when it is moved).
-        _ => VirtualDeviceShape.Tap(UserDatapath.QueuesFor()),
-    };
-
-    /// <summary>Makes and starts the datapath on the device <see cref="ShapeFor"/> asked for.</summary>
-    public static IDatapath Create(DatapathKind kind, DatapathSetup setup) => kind switch
-    {
-        DatapathKind.Kernel => KernelDatapath.Create(setup),
-        _ => UserDatapath.Create(setup),
-    };
-}

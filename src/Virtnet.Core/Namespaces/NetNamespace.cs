@@ -1,11 +1,11 @@
 // Network namespaces without ip(8). A namespace is held by an fd: the anonymous ones made by Create() vanish,
-// with every device inside them, as soon as the last fd closes and no thread is inside, which is what makes the
-// demo lab leave nothing behind even on SIGKILL.
+// with every device inside them, as soon as the last fd closes and no thread is inside, which is what makes a
+// throwaway topology leave nothing behind even on SIGKILL.
 //
 // Pitfall (see docs/kernel-notes.md): a thread inherits the namespace of the thread that creates it. Work runs on
 // a fresh dedicated thread that switches with setns(2) and is never reused, and the runtime's lazily started
 // threads (the thread pool, and the socket engine, which merely constructing a Socket starts on .NET 10) are
-// started from the caller's namespace first, so none is born inside a lab namespace and keeps it alive.
+// started from the caller's namespace first, so none is born inside another namespace and keeps it alive.
 // Callbacks passed to Run must not await or start timers.
 using Virtnet.Native;
 

@@ -2,7 +2,7 @@
 // thread inherits the network namespace of the thread that creates it. Measured on .NET 10: merely constructing
 // a System.Net.Sockets.Socket starts the socket engine thread (".NET Sockets"), which then lives for the rest of
 // the process. Born on a NetNamespace.Run thread, it would sit in that namespace forever and keep it alive after
-// every fd is closed. So before a lab helper creates a socket inside a namespace, it starts these threads from
+// every fd is closed. So before anything creates a socket inside another namespace, it starts these threads from
 // the calling thread, which must be in the caller's own namespace.
 using System.Net.Sockets;
 
