@@ -52,8 +52,8 @@ internal static class Frames
 /// <summary>A handler that looks at the frame and passes it on, as a counter or a filter that matches nothing would.</summary>
 public sealed class CountingHandler : IFrameHandler
 {
-    public long Frames;
-    public long Tagged;
+    internal long Frames;
+    internal long Tagged;
 
     public Verdict OnFrame(ref Frame frame)
     {

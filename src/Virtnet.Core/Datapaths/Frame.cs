@@ -46,13 +46,13 @@ public ref struct Frame
     }
 
     /// <summary>Which way the frame crosses.</summary>
-    public readonly Direction Direction;
+    public Direction Direction { get; }
 
     /// <summary>With <see cref="Verdict.Another"/>: the port index to deliver to (0 real side, 1 first virtual device).</summary>
-    public int Target;
+    public int Target { get; set; }
 
     /// <summary>With <see cref="Verdict.Consumed"/> on a drop: a static reason string (no allocation).</summary>
-    public string? DropReason;
+    public string? DropReason { get; set; }
 
     /// <summary>virtio_net_hdr followed by the frame, as read from or written to the TAP.</summary>
     public readonly Span<byte> Raw => _buffer;

@@ -92,7 +92,7 @@ internal abstract class VirtualDevice : IDisposable
     public abstract void Dispose();
 
     /// <summary>Runs <paramref name="query"/> with a socket in the device's namespace; null when that is gone.</summary>
-    private protected T? InOwnNamespace<T>(Func<RtNetlink, T?> query)
+    private protected static T? InOwnNamespace<T>(Func<RtNetlink, T?> query)
     {
         using var rtnl = RtNetlink.Open();
         return query(rtnl);

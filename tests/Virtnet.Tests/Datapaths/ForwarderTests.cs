@@ -52,7 +52,7 @@ public sealed unsafe class ForwarderTests : IDisposable
         }
     }
 
-    private Running Start(FileDescriptor real, FileDescriptor virt, params IFrameHandler[] handlers)
+    private static Running Start(FileDescriptor real, FileDescriptor virt, params IFrameHandler[] handlers)
     {
         var stop = FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd");
         var forwarder = new Forwarder(0, ring: null, [real, virt], ["pump", "virt"], stop, handlers, TimeSpan.FromMicroseconds(200),

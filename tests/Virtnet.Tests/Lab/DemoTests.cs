@@ -13,7 +13,7 @@ namespace Virtnet.Tests.Lab;
 /// and on this process's threads see only what the demo did.
 /// </summary>
 [CollectionDefinition(nameof(DemoTests), DisableParallelization = true)]
-public sealed class DemoCollection;
+public sealed class DemoSerially;
 
 [Collection(nameof(DemoTests))]
 public class DemoTests(ITestOutputHelper log)

@@ -92,7 +92,7 @@ internal static class LayoutChecks
         new("offsetof(struct packet_mreq, mr_type)", Off<PacketMreq>(nameof(PacketMreq.Type))),
         new("offsetof(struct packet_mreq, mr_alen)", Off<PacketMreq>(nameof(PacketMreq.AddressLength))),
         new("offsetof(struct packet_mreq, mr_address)", Off<PacketMreq>(nameof(PacketMreq.Address))),
-        .. Constants(typeof(Packet), n => n.ToUpperInvariant() == n),
+        .. Constants(typeof(Packet), n => !n.Any(char.IsLower)),
     ];
 
     /// <summary>linux/io_uring.h: what the forwarders' batched writes use.</summary>

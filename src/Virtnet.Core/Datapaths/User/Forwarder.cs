@@ -192,7 +192,7 @@ internal sealed unsafe partial class Forwarder
                 // (~20-40 µs) never reach the sleep, and the spin's empty reads (~15 per frame moved, ~0.6 µs
                 // each) took the CPU from the stack and the applications sharing it; yielding gave TCP
                 // +12-16 %. The spin still costs a system call a pass when the CPU is otherwise idle.
-                Libc.sched_yield();
+                _ = Libc.sched_yield();
                 continue;
             }
 
