@@ -8,7 +8,15 @@ namespace Virtnet.Cli;
 
 internal static class Program
 {
-    private static int Main(string[] args) => Cli.Build().Parse(args).Invoke();
+    private static int Main(string[] args)
+    {
+        // A shell that starts a job with '&' without job control sets SIGINT (and SIGQUIT) to SIG_IGN, and the
+        // runtime then leaves it ignored: scripts' `kill -INT` would do nothing. virtnet stops on SIGINT wherever
+        // it was started, so the inherited disposition goes before any handler is registered.
+        _ = Libc.signal(Libc.SIGINT, Libc.SIG_DFL);
+        Diagnostics.TurnOffUnlessAskedFor();
+        return Cli.Build().Parse(args).Invoke();
+    }
 }
 
 /// <summary>The command line: parsing here, work in the library, every failure one sentence on stderr.</summary>
@@ -65,7 +73,7 @@ internal static class Cli
             }
 
             double interval = parse.GetValue(stats);
-            if (interval < 0 || interval > 86400)
+            if (!(interval >= 0 && interval <= 86400)) // NaN too
             {
                 Console.Error.WriteLine($"virtnet: --stats {interval} is out of range; give seconds from 0 to 86400, e.g. 1");
                 return ExitUsage;
@@ -164,18 +172,20 @@ internal static class Cli
 
     internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error, TimeSpan statsInterval = default)
     {
+        // Signals first: a SIGTERM or SIGINT from here on stops the attach cleanly, even one that comes while the
+        // binding is being made (it is then undone as soon as it stands).
+        using var stop = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         return Guard(error, options.Name, () =>
         {
             using var attachment = Attachment.Create(options);
-            using var stop = new CancellationTokenSource();
-            void OnSignal(PosixSignalContext context)
-            {
-                context.Cancel = true;
-                stop.Cancel();
-            }
-
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
             output.WriteLine(ReadyLine(attachment));
             output.Flush();
 
@@ -207,7 +217,10 @@ internal static class Cli
     }
 
     internal static string FormatCounters(DatapathCounters c)
-        => $"ingress {c.Ingress.Frames} frames {c.Ingress.Bytes} bytes {c.Ingress.Drops} dropped, egress {c.Egress.Frames} frames {c.Egress.Bytes} bytes {c.Egress.Drops} dropped";
+    {
+        string slow = c.EgressSlowPath > 0 ? $" ({c.EgressSlowPath} past tcx, through the slow path)" : "";
+        return $"ingress {c.Ingress.Frames} frames {c.Ingress.Bytes} bytes {c.Ingress.Drops} dropped, egress {c.Egress.Frames} frames {c.Egress.Bytes} bytes {c.Egress.Drops} dropped{slow}";
+    }
 
     /// <summary>What the process cost: CPU seconds, peak RSS, and GC collections (the per-frame path must not allocate).</summary>
     internal static string ProcessCost()

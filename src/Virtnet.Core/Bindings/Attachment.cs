@@ -43,33 +43,35 @@ public sealed class Attachment : IDisposable
     private readonly IDatapath _datapath;
     private readonly FileDescriptor? _membership;
     private readonly FileDescriptor _guard;
+    private readonly bool _followMac;
     private int _mtu;
+    private bool _clampSaid;
     private bool _carrier;
     private int _disposed;
 
-    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice virt, IDatapath datapath, FileDescriptor? membership, FileDescriptor guard)
+    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice virt, IDatapath datapath, FileDescriptor? membership, FileDescriptor guard, bool followMac)
     {
+        _followMac = followMac;
         _rtnl = rtnl;
         _real = real;
         _virtual = virt;
         _datapath = datapath;
         _membership = membership;
         _guard = guard;
-        RealName = real.Name;
         RealIndex = real.Index;
-        _mtu = real.Mtu;
+        _mtu = virt.MtuFor(real.Mtu);
         _carrier = real.Carrier;
         Ports = [new PortInfo(virt.Name, virt.Index, virt.Mac, virt.Namespace?.Path, virt.Peer?.Name)];
     }
 
-    /// <summary>The real device's name when the binding was made.</summary>
-    public string RealName { get; }
+    /// <summary>The real device's name (as it is now: a rename is followed).</summary>
+    public string RealName => _real.Name;
 
     /// <summary>The real device's ifindex.</summary>
     public int RealIndex { get; }
 
     /// <summary>The binding's virtual devices.</summary>
-    public IReadOnlyList<PortInfo> Ports { get; }
+    public IReadOnlyList<PortInfo> Ports { get; private set; }
 
     /// <summary>The first virtual device's name.</summary>
     public string VirtualName => Ports[0].Name;
@@ -165,7 +167,7 @@ public sealed class Attachment : IDisposable
         virt.BringUp(rtnl, real.Carrier);
         cleanup.Commit();
         netns?.Dispose();
-        return new Attachment(rtnl, real, virt, datapath, membership, guard);
+        return new Attachment(rtnl, real, virt, datapath, membership, guard, followMac: options.MacMode == MacMode.Inherit);
     }
 
     private static NetNamespace OpenNamespace(string path)
@@ -268,17 +270,41 @@ public sealed class Attachment : IDisposable
     /// <summary>Applies what <paramref name="link"/> says of the real device to the ports; a sentence if it is gone.</summary>
     private string? Follow(LinkInfo? link, Action<string>? log)
     {
+        if (link is not null && link.Index != RealIndex)
+        {
+            // Not the real device: one of our private devices may need setting up again.
+            if ((_datapath.OnLinkChanged(link) ?? _virtual.OnLinkChanged(_rtnl, link, _real.Carrier)) is { } said)
+            {
+                log?.Invoke($"{VirtualName}: {said}");
+            }
+
+            return null;
+        }
+
+        string oldName = RealName;
         var change = _real.Update(link);
         if ((change & RealDeviceChange.Gone) != 0)
         {
             return $"{RealName} disappeared";
         }
 
-        int mtu = _real.Mtu;
+        if ((change & RealDeviceChange.Name) != 0)
+        {
+            _virtual.SetAlias(_rtnl, $"{AliasPrefix}: bound to {RealName}");
+            log?.Invoke($"{VirtualName}: {oldName} is now called {RealName} (following it)");
+        }
+
+        int mtu = _virtual.MtuFor(_real.Mtu);
+        if (mtu < _real.Mtu && !_clampSaid)
+        {
+            _clampSaid = true;
+            log?.Invoke($"{VirtualName}: mtu {mtu}, the most its driver takes, below {RealName}'s {_real.Mtu}; larger frames from the wire are dropped");
+        }
+
         if (mtu != _mtu)
         {
             // Growing: the pump first so nothing larger than it can take arrives; shrinking: the same order is harmless.
-            _datapath.OnMtuChanged(mtu);
+            _datapath.OnMtuChanged(_real.Mtu);
             _virtual.SetMtu(_rtnl, mtu, _mtu);
             log?.Invoke($"{VirtualName}: mtu {_mtu} -> {mtu} (following {RealName})");
             _mtu = mtu;
@@ -292,8 +318,20 @@ public sealed class Attachment : IDisposable
             _carrier = carrier;
         }
 
+        if ((change & RealDeviceChange.Mac) != 0 && _followMac)
+        {
+            // --mac inherit is macvlan passthru's: the virtual device keeps the real device's address.
+            var mac = _real.Mac;
+            _virtual.SetMac(_rtnl, mac);
+            _datapath.OnVirtualMacChanged(mac);
+            Ports = [Ports[0] with { Mac = mac }];
+            log?.Invoke($"{VirtualName}: mac {FormatMac(mac)} (following {RealName})");
+        }
+
         return null;
     }
+
+    private static string FormatMac(byte[] mac) => string.Join(':', mac.Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
 
     /// <summary>What crossed the binding so far, per direction.</summary>
     public DatapathCounters ReadCounters() => _datapath.ReadCounters();
@@ -315,12 +353,28 @@ public sealed class Attachment : IDisposable
 
     private static void CheckPrivileges()
     {
-        bool netAdmin = Capabilities.HasEffective(Capabilities.CAP_NET_ADMIN);
-        bool bpf = Capabilities.HasEffective(Capabilities.CAP_BPF) || Capabilities.HasEffective(Capabilities.CAP_SYS_ADMIN);
-        if (!netAdmin || !bpf)
+        // CAP_SYS_ADMIN grants BPF too. CAP_NET_RAW: packet sockets (the user datapath's rings, the kernel
+        // datapath's slow path, a MAC of the virtual device's own on the real device's filter).
+        var missing = new List<string>();
+        if (!Capabilities.HasEffective(Capabilities.CAP_NET_ADMIN))
         {
-            string missing = !netAdmin && !bpf ? "CAP_NET_ADMIN and CAP_BPF" : !netAdmin ? "CAP_NET_ADMIN" : "CAP_BPF";
-            throw new VirtnetException(FailureKind.NotPermitted, "attach", null, $"attach needs {missing}; run it as root (sudo)", Errno.EPERM);
+            missing.Add("CAP_NET_ADMIN");
+        }
+
+        if (!Capabilities.HasEffective(Capabilities.CAP_BPF) && !Capabilities.HasEffective(Capabilities.CAP_SYS_ADMIN))
+        {
+            missing.Add("CAP_BPF");
+        }
+
+        if (!Capabilities.HasEffective(Capabilities.CAP_NET_RAW))
+        {
+            missing.Add("CAP_NET_RAW");
+        }
+
+        if (missing.Count > 0)
+        {
+            string list = missing.Count == 1 ? missing[0] : $"{string.Join(", ", missing[..^1])} and {missing[^1]}";
+            throw new VirtnetException(FailureKind.NotPermitted, "attach", null, $"attach needs {list}; run it as root (sudo)", Errno.EPERM);
         }
     }
 

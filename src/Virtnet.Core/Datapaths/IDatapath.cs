@@ -20,7 +20,14 @@ public readonly record struct DirectionCounters(ulong Frames, ulong Bytes, ulong
 /// <summary>A binding's counters: ingress is real to virtual (the wire's frames), egress virtual to real.</summary>
 /// <param name="Ingress">Real to virtual.</param>
 /// <param name="Egress">Virtual to real.</param>
-public readonly record struct DatapathCounters(DirectionCounters Ingress, DirectionCounters Egress);
+public readonly record struct DatapathCounters(DirectionCounters Ingress, DirectionCounters Egress)
+{
+    /// <summary>
+    /// Kernel datapath: of the egress frames, those that reached the virtual device's transmit past its tcx hook
+    /// (a packet socket with PACKET_QDISC_BYPASS, XDP_REDIRECT) and left through the process's slow path.
+    /// </summary>
+    public ulong EgressSlowPath { get; init; }
+}
 
 /// <summary>Which datapath moves a binding's frames.</summary>
 public enum DatapathKind
@@ -44,6 +51,15 @@ internal interface IDatapath : IDisposable
 
     /// <summary>Follows an MTU change of the real device (the user datapath resizes its private device too).</summary>
     void OnMtuChanged(int mtu);
+
+    /// <summary>
+    /// A link in the real device's namespace changed: a private device of the datapath (the user datapath's pump)
+    /// set down by someone else is set up again. Returns a line to log, or null.
+    /// </summary>
+    string? OnLinkChanged(LinkInfo link);
+
+    /// <summary>The virtual device's MAC changed to <paramref name="mac"/> (it follows the real device's): programs that match on it are replaced.</summary>
+    void OnVirtualMacChanged(byte[] mac);
 
     /// <summary>The worker failed (e.g. the TAP was deleted under us); null while healthy.</summary>
     string? Fault { get; }

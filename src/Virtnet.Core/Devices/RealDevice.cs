@@ -14,6 +14,8 @@ internal enum RealDeviceChange
     Mtu = 1,
     Carrier = 2,
     Gone = 4,
+    Mac = 8,
+    Name = 16,
 }
 
 internal sealed class RealDevice
@@ -57,6 +59,17 @@ internal sealed class RealDevice
             throw new VirtnetException(FailureKind.Unsuitable, "attach", real.Name, $"{real.Name}: is not an Ethernet device; virtnet attaches to Ethernet devices", Errno.EINVAL);
         }
 
+        if (real.Master != 0)
+        {
+            // A binding takes every frame the device receives: a bridge (or bond) port would silently stop
+            // carrying its part of the bridge's traffic.
+            string master = rtnl.TryGetLink(real.Master)?.Name ?? $"ifindex {real.Master}";
+            string kind = real.PortKind ?? "master device";
+            throw new VirtnetException(FailureKind.Unsuitable, "attach", real.Name,
+                $"{real.Name}: is a port of {kind} {master}, and taking its frames would cut it out of {master}; attach to {master} instead, or release the port first (ip link set {real.Name} nomaster)",
+                Errno.EBUSY);
+        }
+
         return new RealDevice(real);
     }
 
@@ -85,6 +98,16 @@ internal sealed class RealDevice
         if (now.Carrier != Link.Carrier)
         {
             change |= RealDeviceChange.Carrier;
+        }
+
+        if (now.Mac.Length > 0 && !now.Mac.AsSpan().SequenceEqual(Link.Mac))
+        {
+            change |= RealDeviceChange.Mac;
+        }
+
+        if (now.Name != Link.Name)
+        {
+            change |= RealDeviceChange.Name;
         }
 
         Link = now;

@@ -172,6 +172,9 @@ internal static class DeviceName
 {
     public const int MaxLength = Tun.IFNAMSIZ - 1;
 
+    /// <summary>What dev_valid_name refuses besides "." and "..": '/', ':' and white space.</summary>
+    private static readonly System.Buffers.SearchValues<char> s_forbidden = System.Buffers.SearchValues.Create("/: \t\n\v\f\r");
+
     public static void Validate(string name)
     {
         int bytes = Encoding.UTF8.GetByteCount(name);
@@ -185,9 +188,15 @@ internal static class DeviceName
             throw new VirtnetException(FailureKind.InvalidName, "validate name", name, $"{name}: name is {bytes} bytes long, the limit is {MaxLength}", Errno.ENAMETOOLONG);
         }
 
-        if (name is "." or ".." || name.AsSpan().IndexOfAny("/: \t\n") >= 0)
+        if (name is "." or ".." || name.AsSpan().IndexOfAny(s_forbidden) >= 0)
         {
             throw new VirtnetException(FailureKind.InvalidName, "validate name", name, $"{name}: not a valid interface name (no '/', ':' or spaces)", Errno.EINVAL);
+        }
+
+        if (name.Contains('%', StringComparison.Ordinal))
+        {
+            // The kernel reads "vn%d" as a template and picks a free number: the device would get another name.
+            throw new VirtnetException(FailureKind.InvalidName, "validate name", name, $"{name}: '%' makes a name template for the kernel, not a name", Errno.EINVAL);
         }
     }
 

@@ -31,11 +31,12 @@ internal sealed record VirtualDeviceSpec(string Name, byte[] Mac, LinkInfo Real,
 
 internal abstract class VirtualDevice : IDisposable
 {
-    private protected VirtualDevice(string name, int index, byte[] mac, NamespaceByPath? ns, NetNamespace? setupNamespace)
+    private protected VirtualDevice(string name, int index, byte[] mac, int maxMtu, NamespaceByPath? ns, NetNamespace? setupNamespace)
     {
         Name = name;
         Index = index;
         Mac = mac;
+        MaxMtu = maxMtu;
         Namespace = ns;
         SetupNamespace = setupNamespace;
     }
@@ -51,7 +52,13 @@ internal abstract class VirtualDevice : IDisposable
     /// <summary>Its ifindex, in its own namespace.</summary>
     public int Index { get; }
 
-    public byte[] Mac { get; }
+    public byte[] Mac { get; private set; }
+
+    /// <summary>The largest MTU its driver takes (a TAP: 65521); 0 when the kernel did not say.</summary>
+    public int MaxMtu { get; }
+
+    /// <summary>The MTU it can have when the real device's is <paramref name="realMtu"/>: the same, or its driver's maximum.</summary>
+    public int MtuFor(int realMtu) => MaxMtu > 0 ? Math.Min(realMtu, MaxMtu) : realMtu;
 
     /// <summary>The namespace it lives in, or null for the real device's.</summary>
     public NamespaceByPath? Namespace { get; }
@@ -79,6 +86,22 @@ internal abstract class VirtualDevice : IDisposable
     /// <summary>Follows the real device's MTU (<paramref name="from"/> the old value).</summary>
     public abstract void SetMtu(RtNetlink rtnl, int mtu, int from);
 
+    /// <summary>Follows the real device's MAC (macvlan passthru does): the address, where the device lives.</summary>
+    public virtual void SetMac(RtNetlink rtnl, byte[] mac)
+    {
+        RunWhereItLives(rtnl, r => r.SetMac(Index, mac));
+        Mac = mac;
+    }
+
+    /// <summary>Sets its alias (IFLA_IFALIAS), where the device lives.</summary>
+    public void SetAlias(RtNetlink rtnl, string alias) => RunWhereItLives(rtnl, r => r.SetAlias(Index, alias));
+
+    /// <summary>
+    /// A link in the real device's namespace changed: a private device of this port (a veth peer) set down by
+    /// someone else is set up again. Returns a line to log, or null.
+    /// </summary>
+    public virtual string? OnLinkChanged(RtNetlink rtnl, LinkInfo link, bool realCarrier) => null;
+
     /// <summary>Whether the device still exists, seen from the real device's namespace.</summary>
     public abstract bool Exists(RtNetlink rtnl);
 
@@ -99,28 +122,31 @@ internal abstract class VirtualDevice : IDisposable
     }
 
     /// <summary>Sets the MTU where the device lives; a gone namespace or device is nothing to follow.</summary>
-    private protected void SetOwnMtu(RtNetlink rtnl, int mtu)
+    private protected void SetOwnMtu(RtNetlink rtnl, int mtu) => RunWhereItLives(rtnl, r => r.SetMtu(Index, mtu));
+
+    /// <summary>Runs a change with a socket where the device lives; a gone namespace is nothing to change.</summary>
+    private protected void RunWhereItLives(RtNetlink rtnl, Action<RtNetlink> change)
     {
         if (Namespace is null)
         {
-            rtnl.SetMtu(Index, mtu);
+            change(rtnl);
         }
         else
         {
             Namespace.TryRun<object>(() => InOwnNamespace<object>(r =>
             {
-                r.SetMtu(Index, mtu);
+                change(r);
                 return null;
             }));
         }
     }
 
-    /// <summary>Alias, MAC and MTU, through a socket where the device lives.</summary>
-    private protected static void Configure(RtNetlink where, int index, VirtualDeviceSpec spec)
+    /// <summary>Alias, MAC and MTU (the real device's, or as close as the driver allows), through a socket where the device lives.</summary>
+    private protected static void Configure(RtNetlink where, LinkInfo link, VirtualDeviceSpec spec)
     {
-        where.SetAlias(index, spec.Alias);
-        where.SetMac(index, spec.Mac);
-        where.SetMtu(index, spec.Real.Mtu);
+        where.SetAlias(link.Index, spec.Alias);
+        where.SetMac(link.Index, spec.Mac);
+        where.SetMtu(link.Index, link.MaxMtu > 0 ? Math.Min(spec.Real.Mtu, link.MaxMtu) : spec.Real.Mtu);
     }
 }
 
@@ -129,8 +155,8 @@ internal sealed class TapVirtualDevice : VirtualDevice
 {
     private readonly TapDevice _tap;
 
-    private TapVirtualDevice(TapDevice tap, int index, byte[] mac, NamespaceByPath? ns, NetNamespace? setupNamespace)
-        : base(tap.Name, index, mac, ns, setupNamespace)
+    private TapVirtualDevice(TapDevice tap, LinkInfo link, byte[] mac, NamespaceByPath? ns, NetNamespace? setupNamespace)
+        : base(tap.Name, link.Index, mac, link.MaxMtu, ns, setupNamespace)
         => _tap = tap;
 
     public override TapDevice Tap => _tap;
@@ -155,17 +181,17 @@ internal sealed class TapVirtualDevice : VirtualDevice
                 {
                     using var there = RtNetlink.Open();
                     var moved = there.GetLink(spec.Name);
-                    Configure(there, moved.Index, spec);
+                    Configure(there, moved, spec);
                     return moved;
                 });
             }
             else
             {
-                Configure(rtnl, link.Index, spec);
+                Configure(rtnl, link, spec);
             }
 
             tap.SetCarrier(spec.Real.Carrier);
-            return new TapVirtualDevice(tap, link.Index, spec.Mac, ns, spec.Netns);
+            return new TapVirtualDevice(tap, link, spec.Mac, ns, spec.Netns);
         }
         catch
         {
@@ -211,8 +237,8 @@ internal sealed class VethPairDevice : VirtualDevice
     private readonly RtNetlink _rtnl;
     private readonly LinkInfo _peer;
 
-    private VethPairDevice(RtNetlink rtnl, LinkInfo peer, int index, VirtualDeviceSpec spec, NetNamespace netns)
-        : base(spec.Name, index, spec.Mac, NamespaceByPath.Of(spec.NetnsPath!, netns), netns)
+    private VethPairDevice(RtNetlink rtnl, LinkInfo peer, LinkInfo link, VirtualDeviceSpec spec, NetNamespace netns)
+        : base(spec.Name, link.Index, spec.Mac, link.MaxMtu, NamespaceByPath.Of(spec.NetnsPath!, netns), netns)
     {
         _rtnl = rtnl;
         _peer = peer;
@@ -231,15 +257,15 @@ internal sealed class VethPairDevice : VirtualDevice
             rtnl.SetAlias(peer.Index, $"{PeerAliasPrefix}{spec.Name} for {spec.Real.Name}");
             // The peer only carries frames; it must not speak (IPv6 would send ND and MLD into the namespace).
             Sysctl.DisableIpv6(peerName);
-            rtnl.SetMtu(peer.Index, spec.Real.Mtu);
-            int index = netns.Run(() =>
+            rtnl.SetMtu(peer.Index, peer.MaxMtu > 0 ? Math.Min(spec.Real.Mtu, peer.MaxMtu) : spec.Real.Mtu);
+            var link = netns.Run(() =>
             {
                 using var there = RtNetlink.Open();
-                var link = there.GetLink(spec.Name);
-                Configure(there, link.Index, spec);
-                return link.Index;
+                var made = there.GetLink(spec.Name);
+                Configure(there, made, spec);
+                return made;
             });
-            return new VethPairDevice(rtnl, peer, index, spec, netns);
+            return new VethPairDevice(rtnl, peer, link, spec, netns);
         }
         catch
         {
@@ -264,6 +290,27 @@ internal sealed class VethPairDevice : VirtualDevice
     }
 
     public override void SetCarrier(RtNetlink rtnl, bool on) => rtnl.SetUp(_peer.Index, on);
+
+    /// <summary>The peer is down only while the real device has no carrier; set down by anyone else, it goes up again.</summary>
+    public override string? OnLinkChanged(RtNetlink rtnl, LinkInfo link, bool realCarrier)
+    {
+        if (link.Index != _peer.Index || link.Deleted || link.IsUp || !realCarrier)
+        {
+            return null;
+        }
+
+        try
+        {
+            rtnl.SetUp(_peer.Index, true);
+        }
+        catch (VirtnetException e) when (e.Errno == Errno.ENODEV)
+        {
+            // Going down on its way out (the pair is being deleted): the deletion that follows ends the binding.
+            return null;
+        }
+
+        return $"{_peer.Name} was set down; virtnet's veth peer for {Name} must stay up, so it was set up again";
+    }
 
     public override void SetMtu(RtNetlink rtnl, int mtu, int from)
     {

@@ -11,14 +11,26 @@ internal static unsafe partial class Libc
     // fcntl.h / unistd.h
     public const int O_RDONLY = 0x0;
     public const int O_RDWR = 0x2;
+    public const int O_CREAT = 0x40;
+    public const int O_NOFOLLOW = 0x20000;
     public const int O_NONBLOCK = 0x800;
     public const int O_CLOEXEC = 0x80000;
 
     [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int open(string path, int flags);
 
+    [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags, int mode);
+
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int close(int fd);
+
+    // sys/file.h
+    public const int LOCK_EX = 2;
+    public const int LOCK_NB = 4;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int flock(int fd, int operation);
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint read(int fd, byte* buf, nint count);
@@ -88,6 +100,15 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint recvfrom(int fd, void* buf, nint len, int flags, void* addr, int* addrlen);
 
+    // signal.h
+    public const int SIGINT = 2;
+    public const int SIGTERM = 15;
+    public const nint SIG_DFL = 0;
+
+    /// <summary>Sets a signal's disposition (here only ever back to SIG_DFL).</summary>
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint signal(int signum, nint handler);
+
     // sched.h
     public const int CLONE_NEWNET = 0x40000000;
 
@@ -107,6 +128,9 @@ internal static unsafe partial class Libc
     // unistd.h
     [LibraryImport(Lib)]
     public static partial int geteuid();
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int execve(byte* path, byte** argv, byte** envp);
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint syscall(nint number, nint a1, nint a2, nint a3);

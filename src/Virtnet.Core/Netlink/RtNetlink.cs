@@ -35,6 +35,12 @@ internal sealed record LinkInfo
     public bool Deleted { get; init; }
     /// <summary>IFF_LOWER_UP (0x10000): the driver reports carrier.</summary>
     public bool IsLowerUp => (Flags & 0x10000) != 0;
+    /// <summary>IFLA_MASTER: the ifindex of the bridge, bond or other device this one is a port of; 0 for none.</summary>
+    public int Master { get; init; }
+    /// <summary>IFLA_LINKINFO/IFLA_INFO_SLAVE_KIND: what kind of port it is ("bridge", "bond"), null for none.</summary>
+    public string? PortKind { get; init; }
+    /// <summary>IFLA_MAX_MTU: the largest MTU the driver takes (a TAP: 65521); 0 when the kernel did not say.</summary>
+    public int MaxMtu { get; init; }
 }
 
 /// <summary>The first counters of struct rtnl_link_stats64 (IFLA_STATS64).</summary>

@@ -157,6 +157,9 @@ internal static class RtnlCodec
         string? alias = null;
         int carrier = -1;
         LinkStats? stats = null;
+        int master = 0;
+        int maxMtu = 0;
+        string? portKind = null;
 
         var attrs = m.Attributes(IfInfoMsg.Size);
         while (attrs.TryRead(out var a))
@@ -178,6 +181,12 @@ internal static class RtnlCodec
                 case Ifla.IFLA_CARRIER:
                     carrier = a.U8();
                     break;
+                case Ifla.IFLA_MASTER:
+                    master = a.I32();
+                    break;
+                case Ifla.IFLA_MAX_MTU:
+                    maxMtu = a.I32();
+                    break;
                 case Ifla.IFLA_STATS64:
                     // struct rtnl_link_stats64 grew over time (rx_otherhost_dropped in 5.19); the first
                     // eight counters have been stable since 2.6.35.
@@ -194,6 +203,10 @@ internal static class RtnlCodec
                         if (i.Type == Ifla.IFLA_INFO_KIND)
                         {
                             kind = i.String();
+                        }
+                        else if (i.Type == Ifla.IFLA_INFO_SLAVE_KIND)
+                        {
+                            portKind = i.String();
                         }
                     }
 
@@ -219,6 +232,9 @@ internal static class RtnlCodec
             Carrier = carrier >= 0 ? carrier != 0 : (header.Flags & Ifla.IFF_LOWER_UP) != 0,
             Stats = stats,
             Deleted = m.Type == Rtnl.RTM_DELLINK,
+            Master = master,
+            MaxMtu = maxMtu,
+            PortKind = portKind,
         };
     }
 

@@ -74,6 +74,17 @@ internal sealed unsafe class PacketSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// PACKET_QDISC_BYPASS: transmissions go straight to the driver's ndo_start_xmit, past the qdisc and every
+    /// tc/tcx egress hook (as trafgen, pktgen and DPDK's af_packet driver send).
+    /// </summary>
+    public void BypassQdisc()
+    {
+        const int PACKET_QDISC_BYPASS = 20;
+        int one = 1;
+        Check(Libc.setsockopt(_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(int)), "PACKET_QDISC_BYPASS");
+    }
+
     /// <summary>Transmits one complete Ethernet frame on the bound device.</summary>
     public void Send(ReadOnlySpan<byte> frame)
     {

@@ -41,7 +41,32 @@ public class RawFrameTests(ITestOutputHelper output)
         AssertBurst(lab, lab.A, Lab.Virtual, lab.B, Lab.Peer, Net.MacBytes(lab.B, Lab.Peer), [Net.MacBytes(lab.A, Lab.Virtual), Net.MacBytes(lab.A, Lab.Real)]);
     }
 
-    private void AssertBurst(Lab lab, TestNetns fromNs, string fromDev, TestNetns toNs, string toDev, byte[] receiverMac, byte[][] allowedSources)
+    /// <summary>
+    /// Frames handed straight to virtnet0's transmit (PACKET_QDISC_BYPASS: no qdisc, no tcx egress) must leave
+    /// too, as everything a driver's ndo_start_xmit is given does. The kernel datapath's egress program never sees
+    /// them; they land in the TAP, where the slow path picks them up.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Egress_QdiscBypassBurst_EachLeavesThroughRealOnceUnchanged(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"frq{datapath[0]}", X, output);
+        var virtnet = lab.Attach(datapath, "--mac", "random");
+        Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Virtual);
+
+        AssertBurst(lab, lab.A, Lab.Virtual, lab.B, Lab.Peer, Net.MacBytes(lab.B, Lab.Peer), [Net.MacBytes(lab.A, Lab.Virtual), Net.MacBytes(lab.A, Lab.Real)], bypassQdisc: true);
+        virtnet.Signal(TestLibc.SIGINT);
+        Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)));
+        if (datapath == "kernel")
+        {
+            // Counted apart, so a user can tell that something sends past the qdisc.
+            Assert.Matches(@"egress \d+ frames \d+ bytes \d+ dropped \(\d+ past tcx, through the slow path\)", virtnet.Stdout);
+        }
+    }
+
+    private void AssertBurst(Lab lab, TestNetns fromNs, string fromDev, TestNetns toNs, string toDev, byte[] receiverMac, byte[][] allowedSources, bool bypassQdisc = false)
     {
         byte[] src = Net.MacBytes(fromNs, fromDev);
         byte[][] destinations =
@@ -67,6 +92,11 @@ public class RawFrameTests(ITestOutputHelper output)
 
         using var capture = PacketSocket.Open(toNs, toDev);
         using var sender = PacketSocket.Open(fromNs, fromDev);
+        if (bypassQdisc)
+        {
+            sender.BypassQdisc();
+        }
+
         foreach (var frame in sent)
         {
             sender.Send(frame);

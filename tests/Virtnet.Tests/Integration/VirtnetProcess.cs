@@ -26,7 +26,8 @@ internal sealed class VirtnetProcess : IDisposable
     }
 
     /// <summary>virtnet.dll is copied next to the tests (the test project references the CLI).</summary>
-    public static string Dll => Path.Combine(AppContext.BaseDirectory, "virtnet.dll");
+    /// <summary>The CLI under test: this build's, or another one named by VIRTNET_UNDER_TEST (to show a test fails on an older build).</summary>
+    public static string Dll => Environment.GetEnvironmentVariable("VIRTNET_UNDER_TEST") ?? Path.Combine(AppContext.BaseDirectory, "virtnet.dll");
 
     public string CommandLine { get; }
 

@@ -23,8 +23,11 @@ internal sealed class KernelDatapath : IDatapath
     private readonly BpfProgram _egressProgram;
     private readonly TcxLink _egressLink;
     private readonly TcxLink _ingressLink;
-    private readonly BpfProgram? _classifyProgram;
-    private readonly TcxLink? _classifyLink;
+    private BpfProgram? _classifyProgram;
+    private TcxLink? _classifyLink;
+    private SlowPath? _slowPath;
+    private VirtualDevice? _virtual;
+    private DropCounters? _drops;
 
     private KernelDatapath(CounterMap counters, BpfProgram ingressProgram, BpfProgram egressProgram, TcxLink egressLink, TcxLink ingressLink, BpfProgram? classifyProgram = null, TcxLink? classifyLink = null)
     {
@@ -39,7 +42,7 @@ internal sealed class KernelDatapath : IDatapath
 
     public DatapathKind Kind => DatapathKind.Kernel;
 
-    public string? Fault => null;
+    public string? Fault => _slowPath?.Fault;
 
     public string? Details => null;
 
@@ -47,9 +50,28 @@ internal sealed class KernelDatapath : IDatapath
     public static KernelDatapath Create(DatapathSetup setup)
     {
         var (real, virt) = (setup.Real, setup.Virtual);
-        return virt.Peer is { } peer
-            ? CreateWithPeer(real.Index, real.Name, peer.Index, peer.Name, virt.SetupNamespace!, virt.Index, virt.Name, virt.Mac)
-            : Create(real.Index, real.Name, virt.Index, virt.Name);
+        var drops = new DropCounters(setup.Rtnl, real, virt);
+        if (virt.Peer is { } peer)
+        {
+            // A veth's transmit is its peer's receive, where the egress program sits: nothing gets past it.
+            var paired = CreateWithPeer(real.Index, real.Name, peer.Index, peer.Name, virt.SetupNamespace!, virt.Index, virt.Name, virt.Mac);
+            paired._virtual = virt;
+            paired._drops = drops;
+            return paired;
+        }
+
+        var datapath = Create(real.Index, real.Name, virt.Index, virt.Name);
+        try
+        {
+            datapath._drops = drops;
+            datapath._slowPath = SlowPath.Start(virt.Tap!.Queues[0], real.Index, real.Name);
+            return datapath;
+        }
+        catch
+        {
+            datapath.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Loads both programs and attaches them: the virtual side's egress first, so that the moment the
@@ -97,11 +119,42 @@ internal sealed class KernelDatapath : IDatapath
     {
         var (inFrames, inBytes) = _counters.Read((int)Direction.Ingress);
         var (outFrames, outBytes) = _counters.Read((int)Direction.Egress);
-        return new DatapathCounters(new DirectionCounters(inFrames, inBytes, 0), new DirectionCounters(outFrames, outBytes, 0));
+        var slow = _slowPath?.Read() ?? default;
+        var (inDrops, outDrops) = _drops?.Read() ?? (0, 0);
+        return new DatapathCounters(new DirectionCounters(inFrames, inBytes, inDrops), new DirectionCounters(outFrames, outBytes, outDrops) + slow) { EgressSlowPath = slow.Frames };
     }
 
     public void OnMtuChanged(int mtu)
     {
+    }
+
+    public string? OnLinkChanged(Netlink.LinkInfo link) => null;
+
+    /// <summary>
+    /// With the virtual device in another namespace, the program on its ingress classifies frames against its MAC:
+    /// a new one is attached for the new MAC before the old one goes, so no frame is classified by neither.
+    /// </summary>
+    public void OnVirtualMacChanged(byte[] mac)
+    {
+        if (_classifyLink is null || _virtual?.Namespace is not { } ns)
+        {
+            return;
+        }
+
+        var virt = _virtual;
+        var program = BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(mac), virt.Name);
+        var link = ns.TryRun(() => TcxLink.Attach(program, virt.Index, virt.Name, TcxDirection.Ingress));
+        if (link is null)
+        {
+            // The namespace is gone, and the binding ends with it.
+            program.Dispose();
+            return;
+        }
+
+        _classifyLink.Dispose();
+        _classifyProgram?.Dispose();
+        _classifyLink = link;
+        _classifyProgram = program;
     }
 
     public void Dispose()
@@ -109,10 +162,55 @@ internal sealed class KernelDatapath : IDatapath
         // Give the real device back first.
         _ingressLink.Dispose();
         _egressLink.Dispose();
+        _slowPath?.Dispose();
         _classifyLink?.Dispose();
         _ingressProgram.Dispose();
         _egressProgram.Dispose();
         _classifyProgram?.Dispose();
         _counters.Dispose();
+    }
+
+    /// <summary>
+    /// What the kernel dropped after our programs let a frame go: a redirect into a virtual device that is down
+    /// (or cannot take the frame) counts in its rx_dropped (____dev_forward_skb), a transmit on a real device that
+    /// is down in the real device's tx_dropped (__dev_queue_xmit). Read as the growth since the binding was made,
+    /// and never lower than the last value reported (a device's counters go with the device).
+    /// </summary>
+    /// <remarks>
+    /// The real device's tx_dropped also counts what its own stack could not send while the binding ran. With the
+    /// virtual device in another namespace a redirect to it while it is down is freed without any counter
+    /// (skb_do_redirect's peer path): those frames are not in these numbers.
+    /// </remarks>
+    private sealed class DropCounters
+    {
+        private readonly Netlink.RtNetlink _rtnl;
+        private readonly int _realIndex;
+        private readonly VirtualDevice _virtual;
+        private readonly ulong _virtualStart;
+        private readonly ulong _realStart;
+        private readonly Lock _gate = new();
+        private ulong _ingress;
+        private ulong _egress;
+
+        public DropCounters(Netlink.RtNetlink rtnl, Netlink.LinkInfo real, VirtualDevice virt)
+        {
+            _rtnl = rtnl;
+            _realIndex = real.Index;
+            _virtual = virt;
+            _virtualStart = virt.ReadStats(rtnl)?.RxDropped ?? 0;
+            _realStart = rtnl.TryGetLink(real.Index)?.Stats?.TxDropped ?? 0;
+        }
+
+        public (ulong Ingress, ulong Egress) Read()
+        {
+            ulong virt = _virtual.ReadStats(_rtnl)?.RxDropped ?? 0;
+            ulong real = _rtnl.TryGetLink(_realIndex)?.Stats?.TxDropped ?? 0;
+            lock (_gate)
+            {
+                _ingress = Math.Max(_ingress, virt > _virtualStart ? virt - _virtualStart : 0);
+                _egress = Math.Max(_egress, real > _realStart ? real - _realStart : 0);
+                return (_ingress, _egress);
+            }
+        }
     }
 }

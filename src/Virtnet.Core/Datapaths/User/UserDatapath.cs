@@ -30,6 +30,11 @@ internal sealed class UserDatapath : IDatapath
     private readonly RtNetlink _rtnl;
     private readonly TapDevice _pump;
     private readonly int _pumpIndex;
+    private readonly int _pumpMaxMtu;
+    private readonly Lock _droppedGate = new();
+    private ulong _pumpDropped;
+    private ulong _virtualDropped;
+    private bool _pumpUpSaid;
     private readonly VirtualDevice _virtual;
     private readonly Cleanup _owned;
     private readonly Forwarder[] _forwarders;
@@ -37,11 +42,12 @@ internal sealed class UserDatapath : IDatapath
     private ulong _ringDrops;
     private int _disposed;
 
-    private UserDatapath(RtNetlink rtnl, TapDevice pump, int pumpIndex, VirtualDevice virt, Cleanup owned, Forwarder[] forwarders, bool batched)
+    private UserDatapath(RtNetlink rtnl, TapDevice pump, LinkInfo pumpLink, VirtualDevice virt, Cleanup owned, Forwarder[] forwarders, bool batched)
     {
         _rtnl = rtnl;
         _pump = pump;
-        _pumpIndex = pumpIndex;
+        _pumpIndex = pumpLink.Index;
+        _pumpMaxMtu = pumpLink.MaxMtu;
         _virtual = virt;
         _owned = owned;
         _forwarders = forwarders;
@@ -81,7 +87,7 @@ internal sealed class UserDatapath : IDatapath
             // The pump carries only the real device's frames: no addresses, no IPv6 autoconfiguration, no ND/MLD of
             // its own that would leak out through the real device.
             Sysctl.DisableIpv6(pump.Name);
-            rtnl.SetMtu(pumpLink.Index, real.Mtu);
+            rtnl.SetMtu(pumpLink.Index, Clamp(real.Mtu, pumpLink.MaxMtu));
             // No qdisc between the tcx redirect and the TAP's rings: frames go straight to tun_net_xmit.
             rtnl.SetRootQdisc(pumpLink.Index, "noqueue");
             rtnl.SetUp(pumpLink.Index, true);
@@ -153,7 +159,7 @@ internal sealed class UserDatapath : IDatapath
             }
 
             owned.Add(() => StopForwarders(stop, forwarders));
-            return new UserDatapath(rtnl, pump, pumpLink.Index, virt, owned, forwarders, batched);
+            return new UserDatapath(rtnl, pump, pumpLink, virt, owned, forwarders, batched);
         }
         catch
         {
@@ -176,8 +182,17 @@ internal sealed class UserDatapath : IDatapath
             egress += f.Read(Direction.Egress);
         }
 
-        ulong pumpDropped = _rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped ?? 0;
-        ulong virtDropped = _virtual.ReadStats(_rtnl)?.TxDropped ?? 0;
+        // A device's counter is gone with the device (the namespace of a virtual device may die first): the
+        // highest value seen is kept, so that no counter virtnet reports ever goes down.
+        ulong pumpNow = _rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped ?? 0;
+        ulong virtNow = _virtual.ReadStats(_rtnl)?.TxDropped ?? 0;
+        ulong pumpDropped, virtDropped;
+        lock (_droppedGate)
+        {
+            pumpDropped = _pumpDropped = Math.Max(_pumpDropped, pumpNow);
+            virtDropped = _virtualDropped = Math.Max(_virtualDropped, virtNow);
+        }
+
         ulong ringDropped;
         lock (_ringDropsGate)
         {
@@ -193,7 +208,41 @@ internal sealed class UserDatapath : IDatapath
         return new(ingress with { Drops = ingress.Drops + pumpDropped + ringDropped }, egress with { Drops = egress.Drops + virtDropped });
     }
 
-    public void OnMtuChanged(int mtu) => _rtnl.SetMtu(_pumpIndex, mtu);
+    public void OnMtuChanged(int mtu) => _rtnl.SetMtu(_pumpIndex, Clamp(mtu, _pumpMaxMtu));
+
+    /// <summary>The pump carries every frame both ways: set down (by a network manager touching unknown devices, say), it goes up again.</summary>
+    public string? OnLinkChanged(LinkInfo link)
+    {
+        if (link.Index != _pumpIndex || link.Deleted || link.IsUp)
+        {
+            return null;
+        }
+
+        try
+        {
+            _rtnl.SetUp(_pumpIndex, true);
+        }
+        catch (VirtnetException e) when (e.Errno == Errno.ENODEV)
+        {
+            // Going down on its way out: the forwarders see the deletion (EBADFD) and end the binding.
+            return null;
+        }
+
+        if (_pumpUpSaid)
+        {
+            return null;
+        }
+
+        _pumpUpSaid = true;
+        return $"{_pump.Name} was set down; it is virtnet's private device and must stay up, so it was set up again (this is said once)";
+    }
+
+    /// <summary>The forwarders match on no MAC: nothing to do.</summary>
+    public void OnVirtualMacChanged(byte[] mac)
+    {
+    }
+
+    private static int Clamp(int mtu, int max) => max > 0 ? Math.Min(mtu, max) : mtu;
 
     public void Dispose()
     {

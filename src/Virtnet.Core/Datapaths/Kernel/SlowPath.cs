@@ -1,0 +1,122 @@
+// The kernel datapath's slow path. Its egress program sits on the virtual TAP's tcx egress hook, which every frame
+// the stack transmits through the qdisc layer passes. Some frames reach the TAP's transmit without that hook:
+// packet sockets with PACKET_QDISC_BYPASS (trafgen, pktgen, DPDK's af_packet driver), and XDP_REDIRECT into the
+// device (ndo_xdp_xmit). A TAP queues such frames for its fd reader, which here is us: this thread reads them and
+// sends them out of the real device through a packet socket, with their virtio_net_hdr, so the binding forwards
+// everything its transmit is given, as a driver's ndo_start_xmit does. It costs nothing while unused: the thread
+// sleeps in poll() until such a frame comes. Counted apart from the tcx path, so a user can see that something
+// sends past the qdisc.
+using System.Runtime.CompilerServices;
+using Virtnet.Devices;
+using Virtnet.Native;
+
+namespace Virtnet.Datapaths.Kernel;
+
+internal sealed unsafe class SlowPath : IDisposable
+{
+    private const int BufferSize = VirtioNetHdr.Size + 65535 + 64;
+
+    private readonly FileDescriptor _tap;
+    private readonly FileDescriptor _sender;
+    private readonly FileDescriptor _stop;
+    private readonly Thread _thread;
+    private long _frames;
+    private long _bytes;
+    private long _drops;
+    private int _disposed;
+
+    private SlowPath(FileDescriptor tap, FileDescriptor sender, FileDescriptor stop)
+    {
+        _tap = tap;
+        _sender = sender;
+        _stop = stop;
+        _thread = new Thread(Loop) { IsBackground = true, Name = "virtnet slow path" };
+    }
+
+    /// <summary>Why the loop ended on its own (the TAP's reads fail for good), or null.</summary>
+    public string? Fault { get; private set; }
+
+    /// <summary>Starts reading <paramref name="tap"/> (non-blocking) and sending what it gets out of <paramref name="realIndex"/>.</summary>
+    public static SlowPath Start(FileDescriptor tap, int realIndex, string realName)
+    {
+        var sender = PacketSender.Open(realIndex, realName);
+        FileDescriptor? stop = null;
+        try
+        {
+            stop = FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd");
+            var path = new SlowPath(tap, sender, stop);
+            path._thread.Start();
+            return path;
+        }
+        catch
+        {
+            stop?.Dispose();
+            sender.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Frames sent, their bytes, and frames that could not be sent.</summary>
+    public DirectionCounters Read() => new((ulong)Volatile.Read(ref _frames), (ulong)Volatile.Read(ref _bytes), (ulong)Volatile.Read(ref _drops));
+
+    private void Loop()
+    {
+        var buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
+        byte* p = (byte*)Unsafe.AsPointer(ref buffer[0]);
+        PollFd* fds = stackalloc PollFd[2];
+        fds[0] = new PollFd { Fd = _tap.Fd, Events = Libc.POLLIN };
+        fds[1] = new PollFd { Fd = _stop.Fd, Events = Libc.POLLIN };
+        while (true)
+        {
+            _ = Libc.poll(fds, 2, -1);
+            if ((fds[1].REvents & Libc.POLLIN) != 0)
+            {
+                return;
+            }
+
+            while (true)
+            {
+                var error = TapDevice.Read(_tap.Fd, p, BufferSize, out int n);
+                if (error == Errno.EAGAIN)
+                {
+                    break;
+                }
+
+                if (error == Errno.EINTR)
+                {
+                    continue;
+                }
+
+                if (error != Errno.OK)
+                {
+                    Fault = error == Errno.EBADFD ? null : $"read on the virtual device's slow path failed: {error.Format()}";
+                    return;
+                }
+
+                if (n < VirtioNetHdr.Size + EthernetView.HeaderLength || PacketSender.Send(_sender.Fd, p, n) != Errno.OK)
+                {
+                    // A runt, or the real device refused it (down, too big): lost as on a failed transmit.
+                    Interlocked.Increment(ref _drops);
+                    continue;
+                }
+
+                Interlocked.Increment(ref _frames);
+                Interlocked.Add(ref _bytes, n - VirtioNetHdr.Size);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        ulong one = 1;
+        _ = Libc.write(_stop.Fd, (byte*)&one, sizeof(ulong));
+        _thread.Join();
+        _stop.Dispose();
+        _sender.Dispose();
+    }
+}
