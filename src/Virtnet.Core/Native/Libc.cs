@@ -38,6 +38,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint write(int fd, byte* buf, nint count);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint pread(int fd, byte* buf, nint count, long offset);
+
     // sys/ioctl.h: the request is an unsigned long; the argument is a pointer or a plain value.
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int ioctl(int fd, nuint request, void* arg);
@@ -120,6 +123,15 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib)]
     public static partial int sched_yield();
+
+    // sys/resource.h: which = PRIO_PROCESS with a thread id sets that thread's nice value (Linux).
+    public const int PRIO_PROCESS = 0;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int setpriority(int which, uint who, int prio);
+
+    [LibraryImport(Lib)]
+    public static partial int gettid();
 
     /// <summary>pid 0 is the calling thread.</summary>
     [LibraryImport(Lib, SetLastError = true)]
