@@ -53,7 +53,7 @@ internal static class Cli
         var datapath = DatapathOption();
         var mac = new Option<string>("--mac") { Description = "inherit (the real device's MAC, like macvlan passthru), random, or an address like 02:00:00:00:00:01", DefaultValueFactory = _ => "inherit" };
         var stats = new Option<double>("--stats") { Description = "print per-direction counters and rates every this many seconds (0: only on exit)", DefaultValueFactory = _ => 0 };
-        var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps, yielding to any other thread runnable on its CPU meanwhile (0 sleeps at once)", DefaultValueFactory = _ => (int)AttachOptions.DefaultBusyPoll.TotalMicroseconds };
+        var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps, yielding to any other thread runnable on its CPU meanwhile, and not at all for 0.1 s after a yield lasted a time slice, i.e. next to a CPU-bound neighbour (0 sleeps at once)", DefaultValueFactory = _ => (int)AttachOptions.DefaultBusyPoll.TotalMicroseconds };
         var netns = new Option<string?>("--netns") { Description = "make the virtual device in this network namespace: a name from 'ip netns' or a path like /proc/PID/ns/net (default: the real device's)" };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {

@@ -38,8 +38,6 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint write(int fd, byte* buf, nint count);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint pread(int fd, byte* buf, nint count, long offset);
 
     // sys/ioctl.h: the request is an unsigned long; the argument is a pointer or a plain value.
     [LibraryImport(Lib, SetLastError = true)]

@@ -1,35 +1,54 @@
-using System.Text;
+using System.Diagnostics;
 using Virtnet.Datapaths.User;
 using Xunit;
 
 namespace Virtnet.Tests.Datapaths;
 
-/// <summary>When the forwarders may busy-poll: the runnable count from /proc/loadavg, against the CPUs.</summary>
+/// <summary>When the forwarders may busy-poll: a yield that lasts a time slice turns the spin off for a while.</summary>
 public sealed class CpuPressureTests
 {
-    [Theory]
-    [InlineData("0.52 0.58 0.59 3/467 12345\n", 3)]
-    [InlineData("1.39 1.91 1.89 1/79 32405\n", 1)]
-    [InlineData("10.00 9.00 8.00 128/2048 1\n", 128)]
-    [InlineData("0.00 0.00 0.00 /467 1\n", 0)]
-    [InlineData("garbage", 0)]
-    [InlineData("", 0)]
-    public void ParseRunning_LoadavgText_RunnableCount(string text, int expected)
-        => Assert.Equal(expected, CpuPressure.ParseRunning(Encoding.ASCII.GetBytes(text)));
+    [Fact]
+    public void Yielded_Short_SpinStaysOn()
+    {
+        var p = new CpuPressure();
+        for (int i = 0; i < 1000; i++)
+        {
+            p.Yielded(Stopwatch.Frequency / 100_000); // 10 µs: a neighbour that blocked soon
+        }
 
-    [Theory]
-    [InlineData(1, 2, true)]
-    [InlineData(2, 2, true)]   // both forwarders spinning, nothing else: a CPU each
-    [InlineData(3, 2, false)]  // someone waits for a CPU: spinning would take it
-    [InlineData(0, 2, true)]   // unknown: as before
-    public void Spare_RunnableAgainstCpus(int running, int cpus, bool spare)
-        => Assert.Equal(spare, CpuPressure.Spare(running, cpus));
+        Assert.True(p.SpinAllowed);
+    }
 
     [Fact]
-    public void SpinAllowed_ThisMachine_ReadsTheFileWithoutThrowing()
+    public void Yielded_ATimeSlice_SpinOffForOffWindowsThenBack()
     {
-        using var pressure = CpuPressure.Open();
-        _ = pressure.SpinAllowed(); // either answer; what matters is that the real file parses
-        Assert.True(CpuPressure.ParseRunning(File.ReadAllBytes("/proc/loadavg")) >= 1, File.ReadAllText("/proc/loadavg"));
+        var p = new CpuPressure();
+        p.Yielded(Stopwatch.Frequency / 500); // 2 ms: a CPU-bound neighbour had the CPU
+        for (int w = 0; w < CpuPressure.OffWindows; w++)
+        {
+            Assert.False(p.SpinAllowed, $"spin back after {w} windows");
+            p.WindowEnded();
+        }
+
+        Assert.True(p.SpinAllowed);
     }
+
+    [Fact]
+    public void Yielded_LongAgainWhileOff_OffAgainForTheFullTime()
+    {
+        var p = new CpuPressure();
+        p.Yielded(CpuPressure.LongYieldTicks + 1);
+        for (int w = 0; w < CpuPressure.OffWindows - 1; w++)
+        {
+            p.WindowEnded();
+        }
+
+        p.Yielded(CpuPressure.LongYieldTicks + 1);
+        p.WindowEnded();
+        Assert.False(p.SpinAllowed);
+    }
+
+    [Fact]
+    public void LongYield_IsHalfAMillisecond()
+        => Assert.Equal(Stopwatch.Frequency / 2000, CpuPressure.LongYieldTicks);
 }

@@ -25,8 +25,8 @@ internal sealed unsafe partial class Forwarder
     public const int FirstVirtualPort = 1;
 
     /// <summary>
-    /// The forwarders' nice value. With a CPU hog on one of two CPUs, TCP through the user datapath reached 0.3 of
-    /// the plain veth at 0 and 0.8 at -10 with the pressure-aware spin; -20 gave no more (docs/performance.md).
+    /// The forwarders' nice value. With a CPU hog on one of two CPUs, TCP through the user datapath reached 0.25-0.35
+    /// of the plain veth before, 0.75-0.85 at -10 with the spin standing down (docs/performance.md).
     /// </summary>
     public const int Nice = -10;
 
@@ -122,10 +122,9 @@ internal sealed unsafe partial class Forwarder
         }
 
         _uring = _batched && _ring is not null ? IoUring.TryCreate(Batch, files) : null;
-        using var pressure = CpuPressure.Open();
         try
         {
-            Run(pressure);
+            Run(new CpuPressure());
         }
         finally
         {
@@ -157,7 +156,6 @@ internal sealed unsafe partial class Forwarder
         long bytesAtWindowStart = 0;
 
         int ringSinceTaps = 0;
-        bool spin = true;
         while (!_stopping)
         {
             int moved = _ring is null ? 0 : DrainRing();
@@ -186,7 +184,7 @@ internal sealed unsafe partial class Forwarder
             {
                 long bytes = _ingress.Bytes + _egress.Bytes;
                 _load.Report(_index, framesInWindow, bytes - bytesAtWindowStart, now - windowStart);
-                spin = pressure.SpinAllowed();
+                pressure.WindowEnded();
                 windowStart = now;
                 framesInWindow = 0;
                 bytesAtWindowStart = bytes;
@@ -199,13 +197,15 @@ internal sealed unsafe partial class Forwarder
                 continue;
             }
 
-            if (spin && now - lastFrame < _spinTicks)
+            if (pressure.SpinAllowed && now - lastFrame < _spinTicks)
             {
                 // Let any other thread runnable on this CPU go first. Under TCP the gaps between super-frames
                 // (~20-40 µs) never reach the sleep, and the spin's empty reads (~15 per frame moved, ~0.6 µs
                 // each) took the CPU from the stack and the applications sharing it; yielding gave TCP
-                // +12-16 %. The spin still costs a system call a pass when the CPU is otherwise idle.
+                // +12-16 %. A yield that lasts a time slice means a CPU-bound neighbour: then the spin stands
+                // down and the forwarder sleeps between frames (CpuPressure).
                 _ = Libc.sched_yield();
+                pressure.Yielded(Stopwatch.GetTimestamp() - now);
                 continue;
             }
 
