@@ -11,7 +11,9 @@ repo="$here/../.."
 "$repo/virtnet" --help >/dev/null
 hogs=(); vpid=""
 for c in ${hogcpus//,/ }; do taskset -c $c sh -c 'while :; do :; done' & hogs+=($!); done
-finish() { for p in ${hogs[@]+"${hogs[@]}"}; do kill $p 2>/dev/null; done; [ -n "$vpid" ] && kill -INT $vpid 2>/dev/null; sleep 0.5; cleanup; }
+finish() { # only what this script started: the hogs, virtnet, and whatever still runs inside its own namespaces
+  for p in ${hogs[@]+"${hogs[@]}"}; do kill $p 2>/dev/null; done; [ -n "$vpid" ] && kill -INT $vpid 2>/dev/null; sleep 0.5
+  for n in $G $H; do ip netns pids $n 2>/dev/null | xargs -r kill 2>/dev/null; done; cleanup; }
 trap finish EXIT
 ip -n $G addr add 10.200.50.2/24 dev vb
 ip netns exec $H nft flush ruleset
