@@ -181,36 +181,12 @@ internal sealed class KernelDatapath : IDatapath
     /// virtual device in another namespace a redirect to it while it is down is freed without any counter
     /// (skb_do_redirect's peer path): those frames are not in these numbers.
     /// </remarks>
-    private sealed class DropCounters
+    private sealed class DropCounters(Netlink.RtNetlink rtnl, Netlink.LinkInfo real, VirtualDevice virt)
     {
-        private readonly Netlink.RtNetlink _rtnl;
-        private readonly int _realIndex;
-        private readonly VirtualDevice _virtual;
-        private readonly ulong _virtualStart;
-        private readonly ulong _realStart;
-        private readonly Lock _gate = new();
-        private ulong _ingress;
-        private ulong _egress;
-
-        public DropCounters(Netlink.RtNetlink rtnl, Netlink.LinkInfo real, VirtualDevice virt)
-        {
-            _rtnl = rtnl;
-            _realIndex = real.Index;
-            _virtual = virt;
-            _virtualStart = virt.ReadStats(rtnl)?.RxDropped ?? 0;
-            _realStart = rtnl.TryGetLink(real.Index)?.Stats?.TxDropped ?? 0;
-        }
+        private readonly DeviceCounter _ingress = new(virt.ReadStats(rtnl)?.RxDropped);
+        private readonly DeviceCounter _egress = new(rtnl.TryGetLink(real.Index)?.Stats?.TxDropped);
 
         public (ulong Ingress, ulong Egress) Read()
-        {
-            ulong virt = _virtual.ReadStats(_rtnl)?.RxDropped ?? 0;
-            ulong real = _rtnl.TryGetLink(_realIndex)?.Stats?.TxDropped ?? 0;
-            lock (_gate)
-            {
-                _ingress = Math.Max(_ingress, virt > _virtualStart ? virt - _virtualStart : 0);
-                _egress = Math.Max(_egress, real > _realStart ? real - _realStart : 0);
-                return (_ingress, _egress);
-            }
-        }
+            => (_ingress.Update(virt.ReadStats(rtnl)?.RxDropped), _egress.Update(rtnl.TryGetLink(real.Index)?.Stats?.TxDropped));
     }
 }

@@ -31,9 +31,8 @@ internal sealed class UserDatapath : IDatapath
     private readonly TapDevice _pump;
     private readonly int _pumpIndex;
     private readonly int _pumpMaxMtu;
-    private readonly Lock _droppedGate = new();
-    private ulong _pumpDropped;
-    private ulong _virtualDropped;
+    private readonly DeviceCounter _pumpDropped = new(0);
+    private readonly DeviceCounter _virtualDropped = new(0);
     private bool _pumpUpSaid;
     private readonly VirtualDevice _virtual;
     private readonly Cleanup _owned;
@@ -184,15 +183,8 @@ internal sealed class UserDatapath : IDatapath
 
         // A device's counter is gone with the device (the namespace of a virtual device may die first): the
         // highest value seen is kept, so that no counter virtnet reports ever goes down.
-        ulong pumpNow = _rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped ?? 0;
-        ulong virtNow = _virtual.ReadStats(_rtnl)?.TxDropped ?? 0;
-        ulong pumpDropped, virtDropped;
-        lock (_droppedGate)
-        {
-            pumpDropped = _pumpDropped = Math.Max(_pumpDropped, pumpNow);
-            virtDropped = _virtualDropped = Math.Max(_virtualDropped, virtNow);
-        }
-
+        ulong pumpDropped = _pumpDropped.Update(_rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped);
+        ulong virtDropped = _virtualDropped.Update(_virtual.ReadStats(_rtnl)?.TxDropped);
         ulong ringDropped;
         lock (_ringDropsGate)
         {
