@@ -103,7 +103,6 @@ internal static unsafe partial class Libc
 
     // signal.h
     public const int SIGINT = 2;
-    public const int SIGTERM = 15;
     public const nint SIG_DFL = 0;
 
     /// <summary>Sets a signal's disposition (here only ever back to SIG_DFL).</summary>
