@@ -51,20 +51,27 @@ internal static class Cli
         var real = new Argument<string>("real-dev") { Description = "the real device to take over (its frames appear on the virtual device)" };
         var name = new Option<string>("--name", "-n") { Description = "name of the virtual device (1-15 bytes)", DefaultValueFactory = _ => "virtnet0" };
         var datapath = DatapathOption();
-        var mac = new Option<string>("--mac") { Description = "inherit (the real device's MAC, like macvlan passthru), random, or an address like 02:00:00:00:00:01", DefaultValueFactory = _ => "inherit" };
+        var mac = new Option<string?>("--mac") { Description = "inherit (the real device's MAC; the default in passthru mode), random (locally administered; the default in the other modes), or an address like 02:00:00:00:00:01" };
+        var mode = new Option<string>("--mode", "-m")
+        {
+            Description = "passthru: every frame (of its VLAN), exclusively; bridge, private, vepa: the frames for its MAC and copies of broadcast and multicast, sharing the real device with other bindings and its own stack, with macvlan's meaning of each mode (bridge also reaches the host)",
+            DefaultValueFactory = _ => "passthru",
+        };
+        mode.AcceptOnlyFromAmong("passthru", "bridge", "private", "vepa");
+        var vlan = new Option<int?>("--vlan") { Description = "take only the frames tagged with this VLAN id (1-4094), delivered untagged; what the virtual device sends leaves tagged" };
         var stats = new Option<double>("--stats") { Description = "print per-direction counters and rates every this many seconds (0: only on exit)", DefaultValueFactory = _ => 0 };
         var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps, yielding to any other thread runnable on its CPU meanwhile, and not at all for 0.1 s after a yield lasted a time slice, i.e. next to a CPU-bound neighbour (0 sleeps at once)", DefaultValueFactory = _ => (int)AttachOptions.DefaultBusyPoll.TotalMicroseconds };
         var netns = new Option<string?>("--netns") { Description = "make the virtual device in this network namespace: a name from 'ip netns' or a path like /proc/PID/ns/net (default: the real device's)" };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
-            real, name, datapath, mac, netns, busyPoll, stats,
+            real, name, mode, mac, vlan, datapath, netns, busyPoll, stats,
         };
         command.SetAction(parse =>
         {
             AttachOptions options;
             try
             {
-                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac)!, parse.GetValue(busyPoll), parse.GetValue(netns));
+                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac), parse.GetValue(busyPoll), parse.GetValue(netns), parse.GetValue(mode)!, parse.GetValue(vlan));
             }
             catch (UsageException e)
             {
@@ -95,9 +102,22 @@ internal static class Cli
         return command;
     }
 
-    internal static AttachOptions ParseAttach(string real, string name, string datapath, string mac, int? busyPollMicroseconds = null, string? netns = null)
+    internal static AttachOptions ParseAttach(string real, string name, string datapath, string? mac, int? busyPollMicroseconds = null, string? netns = null, string mode = "passthru", int? vlan = null)
     {
-        var (mode, bytes) = ParseMac(mac);
+        var (macMode, bytes) = mac is null ? ((MacMode?)null, (byte[]?)null) : ParseMac(mac);
+        var bindingMode = mode switch
+        {
+            "passthru" => BindingMode.Passthru,
+            "bridge" => BindingMode.Bridge,
+            "private" => BindingMode.Private,
+            "vepa" => BindingMode.Vepa,
+            _ => throw new UsageException($"unknown mode '{mode}'; use passthru, bridge, private or vepa"),
+        };
+        if (vlan is < 1 or > 4094)
+        {
+            throw new UsageException($"--vlan {vlan} is out of range; give a VLAN id from 1 to 4094");
+        }
+
         if (busyPollMicroseconds is < 0 or > 1_000_000)
         {
             throw new UsageException($"--busy-poll {busyPollMicroseconds} is out of range; give microseconds from 0 to 1000000, e.g. 200");
@@ -108,7 +128,9 @@ internal static class Cli
             RealDevice = real,
             Name = name,
             Datapath = ParseDatapath(datapath),
-            MacMode = mode,
+            Mode = bindingMode,
+            Vlan = vlan ?? 0,
+            MacMode = macMode,
             Mac = bytes,
             BusyPoll = busyPollMicroseconds is { } us ? TimeSpan.FromMicroseconds(us) : null,
             Netns = ParseNetns(netns),
@@ -213,7 +235,8 @@ internal static class Cli
         string details = attachment.DatapathDetails is { } d ? $", {d}" : "";
         string where = attachment.Namespace is { } ns ? $", in {ns}" : "";
         string peer = attachment.PeerName is { } p ? $", peer {p}" : "";
-        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}";
+        string mode = attachment.Mode.ToString().ToLowerInvariant() + (attachment.Vlan != 0 ? $" vlan {attachment.Vlan}" : "");
+        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {mode}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}";
     }
 
     internal static string FormatCounters(DatapathCounters c)
@@ -281,6 +304,7 @@ internal static class Cli
             FailureKind.InvalidName when e.Device is "" => "; give one with --name",
             FailureKind.InvalidName when e.Errno == Errno.ENAMETOOLONG => "; choose a shorter one with --name",
             FailureKind.InvalidName or FailureKind.ReservedName => "; choose another with --name",
+            FailureKind.KeyInUse => " (--mac, --vlan)",
             _ when e.Errno == Errno.EPERM && !e.Message.Contains("root", StringComparison.Ordinal) => "; run virtnet as root (it needs CAP_NET_ADMIN and CAP_BPF)",
             _ => "",
         };

@@ -40,6 +40,9 @@ public enum FailureKind
 
     /// <summary>A message from the kernel could not be decoded, or virtnet built an object the kernel's rules refuse: a bug to report.</summary>
     Malformed,
+
+    /// <summary>Another binding on the real device already serves that MAC and VLAN (or the whole VLAN).</summary>
+    KeyInUse,
 }
 
 /// <summary>

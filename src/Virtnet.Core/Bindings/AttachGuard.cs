@@ -30,23 +30,65 @@ internal static class AttachGuard
         return $"{LockDirectory}/net{inode}-if{ifindex}.lock";
     }
 
-    /// <summary>Takes the device's lock, or throws "already attached" (EBUSY) while another attach holds it.</summary>
-    public static FileDescriptor Take(int ifindex, string device)
+    /// <summary>
+    /// Takes the device's lock: exclusively for a binding that takes every frame (the whole-device passthru, whose
+    /// owner is written into the file), shared for one of the bindings that share the device through its switch.
+    /// Throws "already attached" (EBUSY) when the other kind holds it; <paramref name="sharers"/> names the
+    /// sharing bindings for that sentence.
+    /// </summary>
+    public static FileDescriptor Take(int ifindex, string device, bool shared, string owner, Func<IReadOnlyList<string>>? sharers = null)
     {
-        PrivateDirectory(RuntimeDirectory, device);
-        PrivateDirectory(LockDirectory, device);
         string path = LockPathFor(ifindex);
-        var fd = FileDescriptor.FromResult(Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC | Libc.O_NOFOLLOW, 0b110_000_000), $"open {path}", device);
-        if (Libc.flock(fd.Fd, Libc.LOCK_EX | Libc.LOCK_NB) == 0)
+        var fd = OpenLockFile(path, device);
+        if (Libc.flock(fd.Fd, (shared ? Libc.LOCK_SH : Libc.LOCK_EX) | Libc.LOCK_NB) == 0)
         {
+            if (!shared)
+            {
+                SwitchRegistry.WriteOwner(fd, owner);
+            }
+
             return fd;
         }
 
         var errno = LastError.Get();
         fd.Dispose();
-        throw errno == Errno.EAGAIN
+        if (errno != Errno.EAGAIN)
+        {
+            throw new VirtnetException($"flock {path}", device, errno);
+        }
+
+        if (shared)
+        {
+            string holder = ReadHolder(path);
+            throw new VirtnetException(FailureKind.AlreadyAttached, "attach", device, $"{device}: already attached by another virtnet{holder} in passthru mode, which takes every frame; stop that one first", Errno.EBUSY);
+        }
+
+        var names = sharers?.Invoke() ?? [];
+        throw names.Count == 0
             ? new VirtnetException(FailureKind.AlreadyAttached, "attach", device, $"{device}: already attached by another virtnet; stop that one first", Errno.EBUSY)
-            : new VirtnetException($"flock {path}", device, errno);
+            : new VirtnetException(FailureKind.AlreadyAttached, "attach", device, $"{device}: already carries virtnet bindings ({string.Join(", ", names)}), and passthru takes every frame; stop them first, or attach in a shared mode", Errno.EBUSY);
+    }
+
+    /// <summary>Opens (creating) a lock file in the root-only lock directory.</summary>
+    public static FileDescriptor OpenLockFile(string path, string device)
+    {
+        PrivateDirectory(RuntimeDirectory, device);
+        PrivateDirectory(LockDirectory, device);
+        return FileDescriptor.FromResult(Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC | Libc.O_NOFOLLOW, 0b110_000_000), $"open {path}", device);
+    }
+
+    private static string ReadHolder(string path)
+    {
+        try
+        {
+            string text = File.ReadAllText(path).Trim();
+            int pid = text.LastIndexOf(" pid ", StringComparison.Ordinal);
+            return text.Length == 0 ? "" : pid < 0 ? $" ({text})" : $" ({text[..pid]}, {text[(pid + 1)..]})";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
     }
 
     /// <summary>Makes <paramref name="path"/> a directory only its owner (root) may enter, whatever it was before.</summary>

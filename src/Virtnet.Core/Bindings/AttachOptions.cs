@@ -15,6 +15,22 @@ public enum MacMode
     Explicit,
 }
 
+/// <summary>How a binding shares its real device, with macvlan's meaning of each mode.</summary>
+public enum BindingMode
+{
+    /// <summary>Every frame (of its VLAN, with one), exclusively; the virtual device inherits the real device's MAC by default.</summary>
+    Passthru,
+
+    /// <summary>Frames for its MAC, and copies of broadcast and multicast; reaches bridge-mode siblings and the host directly.</summary>
+    Bridge,
+
+    /// <summary>Frames for its MAC, and copies of broadcast and multicast; never reaches a sibling, not even through the wire.</summary>
+    Private,
+
+    /// <summary>Frames for its MAC, and copies of broadcast and multicast; everything it sends goes out on the wire.</summary>
+    Vepa,
+}
+
 /// <summary>What to bind: the real device, and the virtual device and datapath to bind it with.</summary>
 public sealed record AttachOptions
 {
@@ -30,8 +46,14 @@ public sealed record AttachOptions
     /// <summary>Which datapath moves the frames.</summary>
     public DatapathKind Datapath { get; init; } = DatapathKind.Kernel;
 
-    /// <summary>How the virtual device gets its MAC.</summary>
-    public MacMode MacMode { get; init; } = MacMode.Inherit;
+    /// <summary>How the binding shares the real device.</summary>
+    public BindingMode Mode { get; init; } = BindingMode.Passthru;
+
+    /// <summary>The VLAN the binding takes (its frames arrive untagged, what it sends leaves tagged), 1-4094; 0: untagged.</summary>
+    public int Vlan { get; init; }
+
+    /// <summary>How the virtual device gets its MAC; null: inherited in passthru mode, random in the others.</summary>
+    public MacMode? MacMode { get; init; }
 
     /// <summary>With <see cref="MacMode.Explicit"/>: the 6-byte address.</summary>
     public byte[]? Mac { get; init; }

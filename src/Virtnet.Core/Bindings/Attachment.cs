@@ -44,6 +44,9 @@ public sealed class Attachment : IDisposable
     private readonly FileDescriptor? _membership;
     private readonly FileDescriptor _guard;
     private readonly bool _followMac;
+    private SwitchPort? _port;
+    private FileDescriptor? _slotLock;
+    private long _lastSweep;
     private int _mtu;
     private bool _clampSaid;
     private bool _carrier;
@@ -103,6 +106,15 @@ public sealed class Attachment : IDisposable
     /// <summary>The name of the veth end a virtual device in another namespace is paired with (kernel datapath).</summary>
     internal static string PeerNameFor(int realIndex) => $"vnpeer{realIndex}";
 
+    /// <summary>The same for the binding in switch slot <paramref name="slot"/> of a shared real device.</summary>
+    internal static string PeerNameFor(int realIndex, int slot) => $"vnpeer{realIndex}s{slot}";
+
+    /// <summary>How the binding shares its real device.</summary>
+    public BindingMode Mode { get; private init; }
+
+    /// <summary>The VLAN it takes, or 0.</summary>
+    public int Vlan { get; private init; }
+
     /// <summary>Binds <see cref="AttachOptions.RealDevice"/>, in the network namespace of the calling thread.</summary>
     public static Attachment Create(AttachOptions options)
     {
@@ -113,7 +125,19 @@ public sealed class Attachment : IDisposable
             throw new VirtnetException(FailureKind.ReservedName, "attach", options.Name, $"{options.Name}: names starting with vnpeer or vnpump are virtnet's own", Errno.EINVAL);
         }
 
+        if (options.Vlan is < 0 or > 4094)
+        {
+            throw new VirtnetException(FailureKind.Unsuitable, "attach", options.Name, $"VLAN {options.Vlan}: a VLAN id is 1 to 4094", Errno.EINVAL);
+        }
+
+        // Every mode but the whole-device passthru shares the real device through its switch.
+        bool shared = options.Mode != BindingMode.Passthru || options.Vlan != 0;
+        var macMode = options.MacMode ?? (options.Mode == BindingMode.Passthru ? MacMode.Inherit : MacMode.Random);
         CheckPrivileges();
+        if (shared && options.Datapath == DatapathKind.User)
+        {
+            throw new VirtnetException(FailureKind.Unsupported, "attach", options.Name, $"{options.Name}: the user datapath takes a whole device for now; a {Describe(options)} binding needs the kernel datapath", Errno.EOPNOTSUPP);
+        }
 
         using var cleanup = new Cleanup();
         var rtnl = cleanup.Add(RtNetlink.Open());
@@ -125,14 +149,12 @@ public sealed class Attachment : IDisposable
 
         // First the guard (no two attaches to one device can both get past it), then the programs on the hook
         // (an attach by some other tool or an older virtnet).
-        var guard = cleanup.Add(AttachGuard.Take(real.Index, real.Name));
-        if (Tcx.QueryProgramNames(real.Index, TcxDirection.Ingress).Any(n => n.StartsWith(AliasPrefix, StringComparison.Ordinal)))
+        string owner = options.Netns is { } ns ? $"{options.Name} in {ns}" : options.Name;
+        var guard = cleanup.Add(AttachGuard.Take(real.Index, real.Name, shared, owner, () => LiveSharers(real.Index)));
+        if (Tcx.QueryProgramNames(real.Index, TcxDirection.Ingress).Any(n => n.StartsWith(AliasPrefix, StringComparison.Ordinal) && (!shared || n != SwitchPrograms.DispatchName)))
         {
             throw new VirtnetException(FailureKind.AlreadyAttached, "attach", real.Name, $"{real.Name}: already attached by another virtnet; stop that one first", Errno.EBUSY);
         }
-
-        // A kernel-datapath pair in another namespace that a killed attach to this device left behind.
-        RemoveStalePeer(rtnl, PeerNameFor(real.Index));
 
         // The namespace is held only while the devices are made: afterwards the binding reaches it by path (checked
         // to be the same namespace), so that when its last process exits it dies, taking the virtual device with
@@ -146,28 +168,123 @@ public sealed class Attachment : IDisposable
         }
 
         CheckNameFree(rtnl, netns, options.Name);
-        var mac = options.MacMode switch
+        var mac = macMode switch
         {
             MacMode.Inherit => real.Mac,
             MacMode.Random => RandomMac(),
             _ => options.Mac ?? throw new ArgumentException("MacMode.Explicit needs Mac", nameof(options)),
         };
 
+        // On a shared device, the registry lock is held while this binding takes its slot and key.
+        using var registry = shared ? SwitchRegistry.Lock(real.Index, real.Name) : null;
+        SwitchPort? port = null;
+        FileDescriptor? slotLock = null;
+        string peerName = PeerNameFor(real.Index);
+        if (shared)
+        {
+            var sw = cleanup.Add(RealSwitch.Open(real.Index, real.Name));
+            SwitchRegistry.Sweep(sw, dead => RemoveStalePeer(rtnl, PeerNameFor(real.Index, dead)));
+            CheckKey(sw, real, options.Mode, options.Vlan, mac);
+            (slotLock, int slot) = SwitchRegistry.Claim(real.Index, real.Name, owner);
+            cleanup.Add(slotLock);
+            peerName = PeerNameFor(real.Index, slot);
+            sw.ResetCounters(slot);
+            sw.Put(new SwitchKey(real.Mac, 0), HostEntry(real.Index));
+            port = new SwitchPort(sw, slot, options.Vlan, ToSwitchMode(options.Mode), mac);
+        }
+
+        // A kernel-datapath pair in another namespace that a killed attach to this device (or slot) left behind.
+        RemoveStalePeer(rtnl, peerName);
+
         var shape = DatapathFactory.ShapeFor(options.Datapath, otherNamespace: netns is not null);
         var spec = new VirtualDeviceSpec(options.Name, mac, real.Link, $"{AliasPrefix}: bound to {real.Name}", netns, options.Netns);
-        var virt = cleanup.Add(VirtualDevice.Create(rtnl, shape, spec, PeerNameFor(real.Index)));
+        var virt = cleanup.Add(VirtualDevice.Create(rtnl, shape, spec, peerName));
 
         // A MAC the real device does not own must still get through its receive filter.
         var membership = mac.AsSpan().SequenceEqual(real.Mac) ? null : cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
 
-        var setup = new DatapathSetup(rtnl, real.Link, virt, options.Handlers, options.BusyPoll ?? AttachOptions.DefaultBusyPoll);
+        var setup = new DatapathSetup(rtnl, real.Link, virt, options.Handlers, options.BusyPoll ?? AttachOptions.DefaultBusyPoll, port);
         var datapath = cleanup.Add(DatapathFactory.Create(options.Datapath, setup));
 
-        // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out.
+        // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out. Then,
+        // on a shared device, the switch starts sending the binding its frames.
         virt.BringUp(rtnl, real.Carrier);
+        datapath.Publish();
         cleanup.Commit();
         netns?.Dispose();
-        return new Attachment(rtnl, real, virt, datapath, membership, guard, followMac: options.MacMode == MacMode.Inherit);
+        return new Attachment(rtnl, real, virt, datapath, membership, guard, followMac: macMode == MacMode.Inherit)
+        {
+            _port = port,
+            _slotLock = slotLock,
+            Mode = options.Mode,
+            Vlan = options.Vlan,
+        };
+    }
+
+    /// <summary>"bridge-mode", "VLAN 10 passthru": how a binding shares its device, for sentences.</summary>
+    private static string Describe(AttachOptions options)
+    {
+        string mode = options.Mode.ToString().ToLowerInvariant();
+        return options.Vlan != 0 ? $"VLAN {options.Vlan} {mode}" : $"{mode}-mode";
+    }
+
+    private static SwitchMode ToSwitchMode(BindingMode mode) => mode switch
+    {
+        BindingMode.Bridge => SwitchMode.Bridge,
+        BindingMode.Private => SwitchMode.Private,
+        BindingMode.Vepa => SwitchMode.Vepa,
+        _ => SwitchMode.Passthru,
+    };
+
+    private static SwitchEntry HostEntry(int realIndex) => new(realIndex, SwitchPrograms.FlagIngress, 0, SwitchMode.Host, 0xff);
+
+    /// <summary>The living bindings that share the device, for a sentence.</summary>
+    private static List<string> LiveSharers(int realIndex)
+    {
+        var names = new List<string>();
+        for (int slot = 0; slot < SwitchPrograms.MaxPorts; slot++)
+        {
+            if (SwitchRegistry.IsAlive(realIndex, slot))
+            {
+                names.Add(SwitchRegistry.Owner(realIndex, slot));
+            }
+        }
+
+        return names;
+    }
+
+    /// <summary>Refuses a key that clashes with a living binding's, naming it; the running ones are untouched.</summary>
+    private static void CheckKey(RealSwitch sw, RealDevice real, BindingMode mode, int vlan, byte[] mac)
+    {
+        string onVlan = vlan == 0 ? "untagged" : $"on VLAN {vlan}";
+        if (mode != BindingMode.Passthru && vlan == 0 && mac.AsSpan().SequenceEqual(real.Mac))
+        {
+            throw new VirtnetException(FailureKind.KeyInUse, "attach", real.Name, $"{real.Name}: {FormatMac(mac)} is {real.Name}'s own address, which stays with its stack; choose another MAC", Errno.EADDRINUSE);
+        }
+
+        foreach (var (key, entry) in sw.Entries())
+        {
+            if (entry.Mode == SwitchMode.Host || key.Vlan != vlan)
+            {
+                continue;
+            }
+
+            string holder = SwitchRegistry.Owner(sw.RealIndex, entry.Slot);
+            if (mode == BindingMode.Passthru)
+            {
+                throw new VirtnetException(FailureKind.KeyInUse, "attach", real.Name, $"{real.Name}: {(vlan == 0 ? "its untagged frames are" : $"VLAN {vlan} is")} already shared with {holder}, and passthru takes them all; stop it first, or choose another VLAN", Errno.EADDRINUSE);
+            }
+
+            if (key.IsPassthru)
+            {
+                throw new VirtnetException(FailureKind.KeyInUse, "attach", real.Name, $"{real.Name}: VLAN {vlan} is taken whole by the passthru binding {holder}; stop it first, or choose another VLAN", Errno.EADDRINUSE);
+            }
+
+            if (key.Mac.AsSpan().SequenceEqual(mac))
+            {
+                throw new VirtnetException(FailureKind.KeyInUse, "attach", real.Name, $"{real.Name}: {FormatMac(mac)} {onVlan} is already served by {holder}; choose another MAC or VLAN", Errno.EADDRINUSE);
+            }
+        }
     }
 
     private static NetNamespace OpenNamespace(string path)
@@ -247,7 +364,8 @@ public sealed class Attachment : IDisposable
                 return fault;
             }
 
-            var link = monitor.Read(TimeSpan.FromMilliseconds(500));
+            var link = monitor.Read(TimeSpan.FromMilliseconds(SweepIntervalMs));
+            SweepIfDue();
             if (link is null)
             {
                 continue;
@@ -318,17 +436,64 @@ public sealed class Attachment : IDisposable
             _carrier = carrier;
         }
 
+        if ((change & RealDeviceChange.Mac) != 0 && _port is not null)
+        {
+            // The host's own address moved: the switch's Host entry moves with it.
+            using var registry = SwitchRegistry.Lock(RealIndex, RealName);
+            foreach (var (key, entry) in _port.Switch.Entries())
+            {
+                if (entry.Mode == SwitchMode.Host && key.Vlan == 0)
+                {
+                    _port.Switch.Remove(key);
+                }
+            }
+
+            _port.Switch.Put(new SwitchKey(_real.Mac, 0), HostEntry(RealIndex));
+        }
+
         if ((change & RealDeviceChange.Mac) != 0 && _followMac)
         {
             // --mac inherit is macvlan passthru's: the virtual device keeps the real device's address.
             var mac = _real.Mac;
             _virtual.SetMac(_rtnl, mac);
             _datapath.OnVirtualMacChanged(mac);
+            if (_port is not null)
+            {
+                using var registry = SwitchRegistry.Lock(RealIndex, RealName);
+                _port.ChangeMac(mac);
+            }
+
             Ports = [Ports[0] with { Mac = mac }];
             log?.Invoke($"{VirtualName}: mac {FormatMac(mac)} (following {RealName})");
         }
 
         return null;
+    }
+
+    /// <summary>How often a binding on a shared device looks for dead siblings (whose frames must stop within 1 s).</summary>
+    private const int SweepIntervalMs = 250;
+
+    /// <summary>On a shared device: removes a killed sibling's entries from the switch, and its veth pair.</summary>
+    private void SweepIfDue()
+    {
+        if (_port is null || Environment.TickCount64 - _lastSweep < SweepIntervalMs)
+        {
+            return;
+        }
+
+        _lastSweep = Environment.TickCount64;
+        using var registry = SwitchRegistry.Lock(RealIndex, RealName);
+        SwitchRegistry.Sweep(_port.Switch, dead =>
+        {
+            try
+            {
+                RemoveStalePeer(_rtnl, PeerNameFor(RealIndex, dead));
+            }
+            catch (VirtnetException)
+            {
+                // Not ours to remove after all (a device of that name virtnet did not make): leave it.
+            }
+        });
     }
 
     private static string FormatMac(byte[] mac) => string.Join(':', mac.Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
@@ -344,9 +509,16 @@ public sealed class Attachment : IDisposable
             return;
         }
 
-        _datapath.Dispose();
+        // On a shared device the switch's tables change under the registry lock.
+        using (var registry = _port is null ? null : SwitchRegistry.Lock(RealIndex, RealName))
+        {
+            _datapath.Dispose();
+        }
+
         _membership?.Dispose();
         _virtual.Dispose();
+        _port?.Switch.Dispose();
+        _slotLock?.Dispose();
         _rtnl.Dispose();
         _guard.Dispose();
     }

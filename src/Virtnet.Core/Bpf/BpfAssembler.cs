@@ -86,10 +86,14 @@ internal sealed class BpfAssembler
     // STX: *(size *)(dst + off) = src
     public BpfAssembler StxW(BpfReg dst, BpfReg src, short off) => Emit((byte)(BPF_STX | BPF_MEM | BPF_W), dst, src, off, 0);
 
+    public BpfAssembler StxH(BpfReg dst, BpfReg src, short off) => Emit((byte)(BPF_STX | BPF_MEM | BPF_H), dst, src, off, 0);
+
     public BpfAssembler StxDW(BpfReg dst, BpfReg src, short off) => Emit((byte)(BPF_STX | BPF_MEM | BPF_DW), dst, src, off, 0);
 
     // ST: *(size *)(dst + off) = imm
     public BpfAssembler StW(BpfReg dst, short off, int imm) => Emit((byte)(BPF_ST | BPF_MEM | BPF_W), dst, BpfReg.R0, off, imm);
+
+    public BpfAssembler StH(BpfReg dst, short off, int imm) => Emit((byte)(BPF_ST | BPF_MEM | BPF_H), dst, BpfReg.R0, off, imm);
 
     public BpfAssembler StDW(BpfReg dst, short off, int imm) => Emit((byte)(BPF_ST | BPF_MEM | BPF_DW), dst, BpfReg.R0, off, imm);
 

@@ -132,6 +132,8 @@ internal enum BpfHelper
     SkbStoreBytes = 9,
     TailCall = 12,
     CloneRedirect = 13,
+    SkbVlanPush = 18,
+    SkbVlanPop = 19,
     Redirect = 23,
     SkbLoadBytes = 26,
     SkbChangeType = 32,

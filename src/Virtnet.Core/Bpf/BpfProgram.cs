@@ -131,6 +131,25 @@ internal sealed class BpfProgram : IDisposable
         return info;
     }
 
+    /// <summary>The ids of the maps a program uses (BPF_OBJ_GET_INFO_BY_FD with map_ids), in the order the kernel keeps them.</summary>
+    internal static unsafe uint[] MapIds(int fd, string? device)
+    {
+        var ids = new uint[16];
+        fixed (uint* p = ids)
+        {
+            var info = default(BpfProgInfo);
+            info.NrMapIds = (uint)ids.Length;
+            info.MapIds = (ulong)p;
+            var attr = new BpfAttrObjGetInfo { BpfFd = (uint)fd, InfoLen = (uint)sizeof(BpfProgInfo), Info = (ulong)&info };
+            if (Libc.bpf(Libc.BPF_OBJ_GET_INFO_BY_FD, &attr, (uint)sizeof(BpfAttrObjGetInfo)) < 0)
+            {
+                VirtnetException.ThrowLastError("BPF_OBJ_GET_INFO_BY_FD", device);
+            }
+
+            return ids.AsSpan(0, (int)Math.Min(info.NrMapIds, (uint)ids.Length)).ToArray();
+        }
+    }
+
     internal static unsafe string ReadName(in BpfProgInfo info)
     {
         fixed (byte* name = info.Name)

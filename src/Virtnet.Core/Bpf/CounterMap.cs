@@ -91,6 +91,26 @@ internal sealed class CounterMap : IDisposable
         return (frames, bytes);
     }
 
+    /// <summary>Sets every CPU's copy of slot <paramref name="key"/> to zero (a slot handed to a new owner).</summary>
+    public unsafe void Reset(int key)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(key);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(key, Slots);
+        var values = new ulong[2 * PossibleCpus.Count];
+        uint k = (uint)key;
+        fixed (ulong* v = values)
+        {
+            var attr = new BpfAttrMapElem { MapFd = (uint)Handle.Fd, Key = (ulong)&k, Value = (ulong)v, Flags = Libc.BPF_ANY };
+            if (Libc.bpf(Libc.BPF_MAP_UPDATE_ELEM, &attr, (uint)sizeof(BpfAttrMapElem)) < 0)
+            {
+                VirtnetException.ThrowLastError("BPF_MAP_UPDATE_ELEM", Name);
+            }
+        }
+    }
+
+    /// <summary>A counter map opened by id (another process made it): takes over <paramref name="map"/>'s fd.</summary>
+    public static CounterMap Adopt(BpfMap map, int slots) => new(map.Handle, map.Name, slots);
+
     public void Dispose() => Handle.Dispose();
 }
 

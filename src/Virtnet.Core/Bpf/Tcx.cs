@@ -100,6 +100,64 @@ internal static class Tcx
         }
     }
 
+    /// <summary>BPF_PROG_QUERY on a tcx hook with link ids: (program id, link id) of each attachment, in run order (link id 0: not a link).</summary>
+    public static unsafe IReadOnlyList<(uint Program, uint Link)> QueryAttachments(int ifindex, TcxDirection direction)
+    {
+        const int Capacity = 64;
+        var progs = new uint[Capacity];
+        var links = new uint[Capacity];
+        fixed (uint* p = progs)
+        fixed (uint* l = links)
+        {
+            var attr = new BpfAttrQuery
+            {
+                TargetIfindex = (uint)ifindex,
+                AttachType = AttachType(direction),
+                ProgIds = (ulong)p,
+                LinkIds = (ulong)l,
+                ProgCnt = Capacity,
+            };
+            if (Libc.bpf(Libc.BPF_PROG_QUERY, &attr, (uint)sizeof(BpfAttrQuery)) < 0)
+            {
+                var errno = LastError.Get();
+                throw new VirtnetException($"BPF_PROG_QUERY tcx {Name(direction)}", $"ifindex {ifindex}", errno, hint: QueryHint(errno));
+            }
+
+            int count = (int)Math.Min(attr.ProgCnt, Capacity);
+            var result = new (uint, uint)[count];
+            for (int i = 0; i < count; i++)
+            {
+                result[i] = (progs[i], links[i]);
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>BPF_PROG_GET_FD_BY_ID: null when the program is gone.</summary>
+    public static unsafe FileDescriptor? ProgramById(uint id)
+        => ById(Libc.BPF_PROG_GET_FD_BY_ID, id, "BPF_PROG_GET_FD_BY_ID");
+
+    /// <summary>
+    /// BPF_LINK_GET_FD_BY_ID: a new fd for an existing link, null when it is gone. A link stays attached while any
+    /// fd for it is open, in any process: holding one is holding the attachment.
+    /// </summary>
+    public static unsafe FileDescriptor? LinkById(uint id)
+        => ById(Libc.BPF_LINK_GET_FD_BY_ID, id, "BPF_LINK_GET_FD_BY_ID");
+
+    private static unsafe FileDescriptor? ById(int command, uint id, string op)
+    {
+        var attr = new BpfAttrGetId { ProgId = id };
+        int fd = Libc.bpf(command, &attr, (uint)sizeof(BpfAttrGetId));
+        if (fd < 0)
+        {
+            var errno = LastError.Get();
+            return errno == Errno.ENOENT ? null : throw new VirtnetException(op, $"id {id}", errno);
+        }
+
+        return new FileDescriptor(fd);
+    }
+
     /// <summary>The names of the programs attached to a tcx hook (BPF_PROG_GET_FD_BY_ID + BPF_OBJ_GET_INFO_BY_FD).</summary>
     public static unsafe IReadOnlyList<string> QueryProgramNames(int ifindex, TcxDirection direction)
     {

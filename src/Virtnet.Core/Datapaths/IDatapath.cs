@@ -63,7 +63,11 @@ internal interface IDatapath : IDisposable
 
     /// <summary>The worker failed (e.g. the TAP was deleted under us); null while healthy.</summary>
     string? Fault { get; }
+
+    /// <summary>On a shared real device: publishes the binding's key on the switch, so its frames come from now on.</summary>
+    void Publish();
 }
 
 /// <summary>What a binding hands its datapath: the real device, the virtual device made for it, and the options.</summary>
-internal sealed record DatapathSetup(RtNetlink Rtnl, LinkInfo Real, VirtualDevice Virtual, IReadOnlyList<IFrameHandler> Handlers, TimeSpan BusyPoll);
+/// <remarks>With <see cref="Port"/>, the binding shares the real device through its switch (a mode other than the whole-device passthru).</remarks>
+internal sealed record DatapathSetup(RtNetlink Rtnl, LinkInfo Real, VirtualDevice Virtual, IReadOnlyList<IFrameHandler> Handlers, TimeSpan BusyPoll, SwitchPort? Port = null);

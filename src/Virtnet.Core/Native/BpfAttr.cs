@@ -120,3 +120,17 @@ internal unsafe struct BpfProgInfo
     [FieldOffset(80)] public uint Ifindex;
     [FieldOffset(84)] public uint GplCompatible;
 }
+
+/// <summary>struct bpf_map_info up to map_ifindex; the kernel fills min(info_len, its size).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 44)]
+internal unsafe struct BpfMapInfo
+{
+    [FieldOffset(0)] public uint Type;
+    [FieldOffset(4)] public uint Id;
+    [FieldOffset(8)] public uint KeySize;
+    [FieldOffset(12)] public uint ValueSize;
+    [FieldOffset(16)] public uint MaxEntries;
+    [FieldOffset(20)] public uint MapFlags;
+    [FieldOffset(24)] public fixed byte Name[16];
+    [FieldOffset(40)] public uint Ifindex;
+}

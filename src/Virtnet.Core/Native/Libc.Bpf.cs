@@ -14,13 +14,18 @@ internal static unsafe partial class Libc
     public const int BPF_MAP_CREATE = 0;
     public const int BPF_MAP_LOOKUP_ELEM = 1;
     public const int BPF_MAP_UPDATE_ELEM = 2;
+    public const int BPF_MAP_DELETE_ELEM = 3;
+    public const int BPF_MAP_GET_NEXT_KEY = 4;
     public const int BPF_PROG_LOAD = 5;
     public const int BPF_PROG_GET_FD_BY_ID = 13;
+    public const int BPF_MAP_GET_FD_BY_ID = 14;
     public const int BPF_OBJ_GET_INFO_BY_FD = 15;
     public const int BPF_PROG_QUERY = 16;
     public const int BPF_LINK_CREATE = 28;
+    public const int BPF_LINK_GET_FD_BY_ID = 30;
 
     // enum bpf_map_type
+    public const uint BPF_MAP_TYPE_HASH = 1;
     public const uint BPF_MAP_TYPE_ARRAY = 2;
     public const uint BPF_MAP_TYPE_PERCPU_ARRAY = 6;
 

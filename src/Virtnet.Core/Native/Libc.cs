@@ -26,8 +26,10 @@ internal static unsafe partial class Libc
     public static partial int close(int fd);
 
     // sys/file.h
+    public const int LOCK_SH = 1;
     public const int LOCK_EX = 2;
     public const int LOCK_NB = 4;
+    public const int LOCK_UN = 8;
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int flock(int fd, int operation);
@@ -37,6 +39,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint write(int fd, byte* buf, nint count);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint pwrite(int fd, byte* buf, nint count, long offset);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int ftruncate(int fd, long length);
 
 
     // sys/ioctl.h: the request is an unsigned long; the argument is a pointer or a plain value.

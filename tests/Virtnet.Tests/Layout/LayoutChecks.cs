@@ -197,6 +197,12 @@ internal static class LayoutChecks
             ("created_by_uid", "CreatedByUid"), ("nr_map_ids", "NrMapIds"), ("map_ids", "MapIds"), ("name", "Name"),
             ("ifindex", "Ifindex")),
         new("offsetof(struct bpf_prog_info, netns_dev)", Unsafe.SizeOf<BpfProgInfo>(), CHeaders.Both),
+
+        // struct bpf_map_info, up to map_ifindex
+        .. Fields<BpfMapInfo>("struct bpf_map_info", CHeaders.Both,
+            ("type", "Type"), ("id", "Id"), ("key_size", "KeySize"), ("value_size", "ValueSize"), ("max_entries", "MaxEntries"),
+            ("map_flags", "MapFlags"), ("name", "Name"), ("ifindex", "Ifindex")),
+        new("END(struct bpf_map_info, ifindex)", Unsafe.SizeOf<BpfMapInfo>(), CHeaders.Both),
     ];
 
     private static readonly CCheck[] s_all = [.. Tun, .. Virtio, .. LibcAbi, .. PacketAbi, .. IoUringAbi, .. Errnos, .. BpfCodes, .. BpfAttr];

@@ -18,18 +18,20 @@ internal sealed class KernelDatapath : IDatapath
     public const string EgressProgramName = "virtnet_out";
     public const string ClassifyProgramName = "virtnet_cls";
 
-    private readonly CounterMap _counters;
-    private readonly BpfProgram _ingressProgram;
+    private readonly CounterMap? _counters;
+    private SwitchPort? _port;
+    private (int Ifindex, int Flags) _target;
+    private readonly BpfProgram? _ingressProgram;
     private readonly BpfProgram _egressProgram;
     private readonly TcxLink _egressLink;
-    private readonly TcxLink _ingressLink;
+    private readonly TcxLink? _ingressLink;
     private BpfProgram? _classifyProgram;
     private TcxLink? _classifyLink;
     private SlowPath? _slowPath;
     private VirtualDevice? _virtual;
     private DropCounters? _drops;
 
-    private KernelDatapath(CounterMap counters, BpfProgram ingressProgram, BpfProgram egressProgram, TcxLink egressLink, TcxLink ingressLink, BpfProgram? classifyProgram = null, TcxLink? classifyLink = null)
+    private KernelDatapath(CounterMap? counters, BpfProgram? ingressProgram, BpfProgram egressProgram, TcxLink egressLink, TcxLink? ingressLink, BpfProgram? classifyProgram = null, TcxLink? classifyLink = null)
     {
         _classifyProgram = classifyProgram;
         _classifyLink = classifyLink;
@@ -50,7 +52,12 @@ internal sealed class KernelDatapath : IDatapath
     public static KernelDatapath Create(DatapathSetup setup)
     {
         var (real, virt) = (setup.Real, setup.Virtual);
-        var drops = new DropCounters(setup.Rtnl, real, virt);
+        var drops = new DropCounters(setup.Rtnl, real, virt, shared: setup.Port is not null);
+        if (setup.Port is { } port)
+        {
+            return CreateOnSwitch(setup, port, drops);
+        }
+
         if (virt.Peer is { } peer)
         {
             // A veth's transmit is its peer's receive, where the egress program sits: nothing gets past it.
@@ -73,6 +80,44 @@ internal sealed class KernelDatapath : IDatapath
             throw;
         }
     }
+
+    /// <summary>
+    /// On a shared real device: the switch's dispatcher (already there) brings the binding's frames; this binding's
+    /// own program takes what its device sends (to a sibling, the host, or the wire). With the device in another
+    /// namespace, its veth peer's ingress carries that program, and the classify program sits on the device.
+    /// </summary>
+    private static KernelDatapath CreateOnSwitch(DatapathSetup setup, SwitchPort port, DropCounters drops)
+    {
+        var (real, virt) = (setup.Real, setup.Virtual);
+        var sw = port.Switch;
+        using var cleanup = new Cleanup();
+        KernelDatapath datapath;
+        if (virt.Peer is { } peer)
+        {
+            var netns = virt.SetupNamespace!;
+            var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(virt.Mac), virt.Name));
+            var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virt.Index, virt.Name, TcxDirection.Ingress)));
+            var outProgram = cleanup.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: true), peer.Name));
+            var outLink = cleanup.Add(TcxLink.Attach(outProgram, peer.Index, peer.Name, TcxDirection.Ingress));
+            datapath = new KernelDatapath(null, null, outProgram, outLink, null, classifyProgram, classifyLink) { _target = (peer.Index, SwitchPrograms.FlagPeer) };
+        }
+        else
+        {
+            var outProgram = cleanup.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: false), virt.Name));
+            var outLink = cleanup.Add(TcxLink.Attach(outProgram, virt.Index, virt.Name, TcxDirection.Egress));
+            datapath = new KernelDatapath(null, null, outProgram, outLink, null) { _target = (virt.Index, SwitchPrograms.FlagIngress) };
+            cleanup.Add(datapath);
+            datapath._slowPath = SlowPath.Start(virt.Tap!.Queues[0], real.Index, real.Name, port.Vlan);
+        }
+
+        datapath._port = port;
+        datapath._virtual = virt;
+        datapath._drops = drops;
+        cleanup.Commit();
+        return datapath;
+    }
+
+    public void Publish() => _port?.Publish(_target.Ifindex, _target.Flags);
 
     /// <summary>Loads both programs and attaches them: the virtual side's egress first, so that the moment the
     /// real device's ingress is taken over, frames have a way back out.</summary>
@@ -117,10 +162,18 @@ internal sealed class KernelDatapath : IDatapath
 
     public DatapathCounters ReadCounters()
     {
-        var (inFrames, inBytes) = _counters.Read((int)Direction.Ingress);
-        var (outFrames, outBytes) = _counters.Read((int)Direction.Egress);
         var slow = _slowPath?.Read() ?? default;
         var (inDrops, outDrops) = _drops?.Read() ?? (0, 0);
+        if (_port is { } port)
+        {
+            var (pin, pinBytes) = port.Switch.Read(port.Slot, SwitchCount.In);
+            var (pout, poutBytes) = port.Switch.Read(port.Slot, SwitchCount.Out);
+            ulong switchDrops = port.Switch.Read(port.Slot, SwitchCount.InDropDown).Frames + port.Switch.Read(port.Slot, SwitchCount.InDropPrivate).Frames;
+            return new DatapathCounters(new DirectionCounters(pin, pinBytes, inDrops + switchDrops), new DirectionCounters(pout, poutBytes, outDrops) + slow) { EgressSlowPath = slow.Frames };
+        }
+
+        var (inFrames, inBytes) = _counters!.Read((int)Direction.Ingress);
+        var (outFrames, outBytes) = _counters.Read((int)Direction.Egress);
         return new DatapathCounters(new DirectionCounters(inFrames, inBytes, inDrops), new DirectionCounters(outFrames, outBytes, outDrops) + slow) { EgressSlowPath = slow.Frames };
     }
 
@@ -159,15 +212,16 @@ internal sealed class KernelDatapath : IDatapath
 
     public void Dispose()
     {
-        // Give the real device back first.
-        _ingressLink.Dispose();
+        // Give the real device back first (on a switch: no frame comes for the binding any more).
+        _port?.Withdraw();
+        _ingressLink?.Dispose();
         _egressLink.Dispose();
         _slowPath?.Dispose();
         _classifyLink?.Dispose();
-        _ingressProgram.Dispose();
+        _ingressProgram?.Dispose();
         _egressProgram.Dispose();
         _classifyProgram?.Dispose();
-        _counters.Dispose();
+        _counters?.Dispose();
     }
 
     /// <summary>
@@ -181,12 +235,13 @@ internal sealed class KernelDatapath : IDatapath
     /// virtual device in another namespace a redirect to it while it is down is freed without any counter
     /// (skb_do_redirect's peer path): those frames are not in these numbers.
     /// </remarks>
-    private sealed class DropCounters(Netlink.RtNetlink rtnl, Netlink.LinkInfo real, VirtualDevice virt)
+    /// <remarks>On a shared real device its tx_dropped belongs to every binding and to its stack: it is not counted.</remarks>
+    private sealed class DropCounters(Netlink.RtNetlink rtnl, Netlink.LinkInfo real, VirtualDevice virt, bool shared)
     {
         private readonly DeviceCounter _ingress = new(virt.ReadStats(rtnl)?.RxDropped);
-        private readonly DeviceCounter _egress = new(rtnl.TryGetLink(real.Index)?.Stats?.TxDropped);
+        private readonly DeviceCounter _egress = new(shared ? 0 : rtnl.TryGetLink(real.Index)?.Stats?.TxDropped);
 
         public (ulong Ingress, ulong Egress) Read()
-            => (_ingress.Update(virt.ReadStats(rtnl)?.RxDropped), _egress.Update(rtnl.TryGetLink(real.Index)?.Stats?.TxDropped));
+            => (_ingress.Update(virt.ReadStats(rtnl)?.RxDropped), shared ? 0 : _egress.Update(rtnl.TryGetLink(real.Index)?.Stats?.TxDropped));
     }
 }

@@ -20,13 +20,15 @@ internal sealed unsafe class SlowPath : IDisposable
     private readonly FileDescriptor _sender;
     private readonly FileDescriptor _stop;
     private readonly Thread _thread;
+    private readonly ushort _vlan;
     private long _frames;
     private long _bytes;
     private long _drops;
     private int _disposed;
 
-    private SlowPath(FileDescriptor tap, FileDescriptor sender, FileDescriptor stop)
+    private SlowPath(FileDescriptor tap, FileDescriptor sender, FileDescriptor stop, int vlan)
     {
+        _vlan = (ushort)vlan;
         _tap = tap;
         _sender = sender;
         _stop = stop;
@@ -36,15 +38,18 @@ internal sealed unsafe class SlowPath : IDisposable
     /// <summary>Why the loop ended on its own (the TAP's reads fail for good), or null.</summary>
     public string? Fault { get; private set; }
 
-    /// <summary>Starts reading <paramref name="tap"/> (non-blocking) and sending what it gets out of <paramref name="realIndex"/>.</summary>
-    public static SlowPath Start(FileDescriptor tap, int realIndex, string realName)
+    /// <summary>
+    /// Starts reading <paramref name="tap"/> (non-blocking) and sending what it gets out of <paramref name="realIndex"/>,
+    /// tagged with <paramref name="vlan"/> unless it is 0.
+    /// </summary>
+    public static SlowPath Start(FileDescriptor tap, int realIndex, string realName, int vlan = 0)
     {
         var sender = PacketSender.Open(realIndex, realName);
         FileDescriptor? stop = null;
         try
         {
             stop = FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd");
-            var path = new SlowPath(tap, sender, stop);
+            var path = new SlowPath(tap, sender, stop, vlan);
             path._thread.Start();
             return path;
         }
@@ -62,7 +67,8 @@ internal sealed unsafe class SlowPath : IDisposable
     private void Loop()
     {
         var buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
-        byte* p = (byte*)Unsafe.AsPointer(ref buffer[0]);
+        // Headroom for a VLAN tag in front of what is read.
+        byte* p = (byte*)Unsafe.AsPointer(ref buffer[0]) + VlanTag.Length;
         PollFd* fds = stackalloc PollFd[2];
         fds[0] = new PollFd { Fd = _tap.Fd, Events = Libc.POLLIN };
         fds[1] = new PollFd { Fd = _stop.Fd, Events = Libc.POLLIN };
@@ -76,7 +82,7 @@ internal sealed unsafe class SlowPath : IDisposable
 
             while (true)
             {
-                var error = TapDevice.Read(_tap.Fd, p, BufferSize, out int n);
+                var error = TapDevice.Read(_tap.Fd, p, BufferSize - VlanTag.Length, out int n);
                 if (error == Errno.EAGAIN)
                 {
                     break;
@@ -93,7 +99,14 @@ internal sealed unsafe class SlowPath : IDisposable
                     return;
                 }
 
-                if (n < VirtioNetHdr.Size + EthernetView.HeaderLength || PacketSender.Send(_sender.Fd, p, n) != Errno.OK)
+                byte* send = p;
+                if (_vlan != 0 && n >= VirtioNetHdr.Size + EthernetView.HeaderLength)
+                {
+                    send = VlanTag.Restore(p + VirtioNetHdr.Size, EthernetView.EtherTypeVlan, _vlan) - VirtioNetHdr.Size;
+                    n += VlanTag.Length;
+                }
+
+                if (n < VirtioNetHdr.Size + EthernetView.HeaderLength || PacketSender.Send(_sender.Fd, send, n) != Errno.OK)
                 {
                     // A runt, or the real device refused it (down, too big): lost as on a failed transmit.
                     Interlocked.Increment(ref _drops);
@@ -101,7 +114,7 @@ internal sealed unsafe class SlowPath : IDisposable
                 }
 
                 Interlocked.Increment(ref _frames);
-                Interlocked.Add(ref _bytes, n - VirtioNetHdr.Size);
+                Interlocked.Add(ref _bytes, n - VirtioNetHdr.Size - (send == p ? 0 : VlanTag.Length));
             }
         }
     }

@@ -234,6 +234,10 @@ internal sealed class UserDatapath : IDatapath
     {
     }
 
+    public void Publish()
+    {
+    }
+
     private static int Clamp(int mtu, int max) => max > 0 ? Math.Min(mtu, max) : mtu;
 
     public void Dispose()

@@ -4,7 +4,7 @@
 using System.Runtime.CompilerServices;
 using Virtnet.Native;
 
-namespace Virtnet.Datapaths.User;
+namespace Virtnet.Datapaths;
 
 internal static unsafe class VlanTag
 {

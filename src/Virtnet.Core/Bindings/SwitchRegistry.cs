@@ -1,0 +1,142 @@
+// The bindings that share one real device (every mode but the whole-device passthru) coordinate through lock
+// files next to the device's attach lock, in the root-only /run/virtnet/attach:
+//
+//   net<ns>-if<ifindex>.lock        held shared by each of them (the whole-device passthru holds it exclusively)
+//   net<ns>-if<ifindex>.registry    held exclusively, briefly, by whoever changes the switch's tables
+//   net<ns>-if<ifindex>-slot<N>.lock held by the binding in slot N for its lifetime; it holds "NAME pid PID"
+//
+// flock(2) locks die with their holder, so a slot whose file can be locked belongs to a dead binding: the living
+// ones sweep its entries out of the switch (within half a second) and remove what it left (a veth pair).
+using System.Globalization;
+using System.Text;
+using Virtnet.Bpf;
+using Virtnet.Datapaths;
+using Virtnet.Native;
+
+namespace Virtnet;
+
+internal static class SwitchRegistry
+{
+    /// <summary>The registry lock of the device (blocking): released when the returned fd is disposed.</summary>
+    public static FileDescriptor Lock(int ifindex, string device)
+    {
+        string path = BasePath(ifindex) + ".registry";
+        var fd = AttachGuard.OpenLockFile(path, device);
+        while (Libc.flock(fd.Fd, Libc.LOCK_EX) != 0)
+        {
+            var errno = LastError.Get();
+            if (errno != Errno.EINTR)
+            {
+                fd.Dispose();
+                throw new VirtnetException($"flock {path}", device, errno);
+            }
+        }
+
+        return fd;
+    }
+
+    /// <summary>Takes the first free slot and writes its owner's description into it.</summary>
+    public static (FileDescriptor Lock, int Slot) Claim(int ifindex, string device, string owner)
+    {
+        for (int slot = 0; slot < SwitchPrograms.MaxPorts; slot++)
+        {
+            var fd = AttachGuard.OpenLockFile(SlotPath(ifindex, slot), device);
+            if (Libc.flock(fd.Fd, Libc.LOCK_EX | Libc.LOCK_NB) == 0)
+            {
+                WriteOwner(fd, $"{owner} pid {Environment.ProcessId}");
+                return (fd, slot);
+            }
+
+            fd.Dispose();
+        }
+
+        throw new VirtnetException(FailureKind.Unsuitable, "attach", device, $"{device}: already carries {SwitchPrograms.MaxPorts} virtnet bindings, the most one device can", Errno.ENOSPC);
+    }
+
+    /// <summary>Whether slot <paramref name="slot"/> belongs to a living binding. Call with the registry lock held.</summary>
+    public static bool IsAlive(int ifindex, int slot)
+    {
+        string path = SlotPath(ifindex, slot);
+        int fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW, 0);
+        if (fd < 0)
+        {
+            return false;
+        }
+
+        using var handle = new FileDescriptor(fd);
+        if (Libc.flock(fd, Libc.LOCK_EX | Libc.LOCK_NB) == 0)
+        {
+            _ = Libc.flock(fd, Libc.LOCK_UN);
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>"v1 (pid 1234)": who holds a slot, as its holder wrote it.</summary>
+    public static string Owner(int ifindex, int slot)
+    {
+        try
+        {
+            string text = File.ReadAllText(SlotPath(ifindex, slot)).Trim();
+            int pid = text.LastIndexOf(" pid ", StringComparison.Ordinal);
+            return pid < 0 ? text : $"{text[..pid]} ({text[(pid + 1)..]})";
+        }
+        catch (IOException)
+        {
+            return $"the binding in slot {slot}";
+        }
+    }
+
+    /// <summary>Writes the owner text into a locked file (the whole-device passthru uses it for its attach lock too).</summary>
+    public static unsafe void WriteOwner(FileDescriptor fd, string owner)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(owner + "\n");
+        _ = Libc.ftruncate(fd.Fd, 0);
+        fixed (byte* p = bytes)
+        {
+            _ = Libc.pwrite(fd.Fd, p, bytes.Length, 0);
+        }
+    }
+
+    /// <summary>
+    /// Removes from the switch every entry whose slot's binding is dead, and calls <paramref name="leftOver"/> with
+    /// each such slot (to remove what it left behind). Call with the registry lock held.
+    /// </summary>
+    public static int Sweep(RealSwitch sw, Action<int>? leftOver = null)
+    {
+        var dead = new HashSet<int>();
+        foreach (var (key, entry) in sw.Entries())
+        {
+            if (entry.Mode != SwitchMode.Host && !IsAlive(sw.RealIndex, entry.Slot))
+            {
+                sw.Remove(key);
+                dead.Add(entry.Slot);
+            }
+        }
+
+        foreach (var entry in sw.GroupEntries())
+        {
+            if (!IsAlive(sw.RealIndex, entry.Slot))
+            {
+                sw.SetGroupSlot(entry.Slot, null);
+                dead.Add(entry.Slot);
+            }
+        }
+
+        foreach (int slot in dead)
+        {
+            leftOver?.Invoke(slot);
+        }
+
+        return dead.Count;
+    }
+
+    private static string SlotPath(int ifindex, int slot) => string.Create(CultureInfo.InvariantCulture, $"{BasePath(ifindex)}-slot{slot}.lock");
+
+    private static string BasePath(int ifindex)
+    {
+        string lockPath = AttachGuard.LockPathFor(ifindex);
+        return lockPath[..^".lock".Length];
+    }
+}
