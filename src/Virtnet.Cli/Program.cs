@@ -235,8 +235,10 @@ internal static class Cli
         string details = attachment.DatapathDetails is { } d ? $", {d}" : "";
         string where = attachment.Namespace is { } ns ? $", in {ns}" : "";
         string peer = attachment.PeerName is { } p ? $", peer {p}" : "";
-        string mode = attachment.Mode.ToString().ToLowerInvariant() + (attachment.Vlan != 0 ? $" vlan {attachment.Vlan}" : "");
-        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {mode}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}";
+        // The whole-device passthru says nothing more; a binding that shares the device says how.
+        string mode = attachment.Mode == BindingMode.Passthru && attachment.Vlan == 0 ? ""
+            : $", mode {attachment.Mode.ToString().ToLowerInvariant()}{(attachment.Vlan != 0 ? $" vlan {attachment.Vlan}" : "")}";
+        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}{mode}";
     }
 
     internal static string FormatCounters(DatapathCounters c)
