@@ -134,11 +134,6 @@ public sealed class Attachment : IDisposable
         bool shared = options.Mode != BindingMode.Passthru || options.Vlan != 0;
         var macMode = options.MacMode ?? (options.Mode == BindingMode.Passthru ? MacMode.Inherit : MacMode.Random);
         CheckPrivileges();
-        if (shared && options.Datapath == DatapathKind.User)
-        {
-            throw new VirtnetException(FailureKind.Unsupported, "attach", options.Name, $"{options.Name}: the user datapath takes a whole device for now; a {Describe(options)} binding needs the kernel datapath", Errno.EOPNOTSUPP);
-        }
-
         using var cleanup = new Cleanup();
         var rtnl = cleanup.Add(RtNetlink.Open());
         var real = RealDevice.Open(rtnl, options.RealDevice, AliasPrefix);
@@ -219,13 +214,6 @@ public sealed class Attachment : IDisposable
             Mode = options.Mode,
             Vlan = options.Vlan,
         };
-    }
-
-    /// <summary>"bridge-mode", "VLAN 10 passthru": how a binding shares its device, for sentences.</summary>
-    private static string Describe(AttachOptions options)
-    {
-        string mode = options.Mode.ToString().ToLowerInvariant();
-        return options.Vlan != 0 ? $"VLAN {options.Vlan} {mode}" : $"{mode}-mode";
     }
 
     private static SwitchMode ToSwitchMode(BindingMode mode) => mode switch

@@ -68,18 +68,29 @@ internal sealed class UserDatapath : IDatapath
     /// <summary>The name of the private TAP that carries the real device's frames to and from this process.</summary>
     public static string PumpNameFor(int realIndex) => $"vnpump{realIndex}";
 
+    /// <summary>The same for the binding in switch slot <paramref name="slot"/> of a shared real device.</summary>
+    public static string PumpNameFor(int realIndex, int slot) => $"vnpump{realIndex}s{slot}";
+
+    private SwitchPort? _port;
+
     /// <summary>The queue count the virtual TAP must be created with for this datapath: one per CPU.</summary>
     public static int QueuesFor() => Math.Clamp(Environment.ProcessorCount, 1, 64);
 
+    /// <remarks>
+    /// On a shared real device (<see cref="DatapathSetup.Port"/>) the switch's dispatcher redirects the binding's
+    /// frames into the pump, and the pump's tcx ingress runs the binding's switch program (siblings, host, or the
+    /// wire with its VLAN tag): no receive rings, which would copy every frame of the real device.
+    /// </remarks>
     public static UserDatapath Create(DatapathSetup setup)
     {
         var (rtnl, real, virt) = (setup.Rtnl, setup.Real, setup.Virtual);
+        var port = setup.Port;
         var tap = virt.Tap ?? throw new ArgumentException("the user datapath needs a TAP as its virtual device", nameof(setup));
         var owned = new Cleanup();
         try
         {
             int queues = tap.Queues.Count;
-            var pump = owned.Add(TapDevice.Create(PumpNameFor(real.Index), queues: queues));
+            var pump = owned.Add(TapDevice.Create(port is null ? PumpNameFor(real.Index) : PumpNameFor(real.Index, port.Slot), queues: queues));
             pump.EnableOffloads(tap.Offloads == 0 ? TapDevice.WantedOffloads : tap.Offloads);
             var pumpLink = rtnl.GetLink(pump.Name);
             rtnl.SetAlias(pumpLink.Index, $"virtnet pump for {real.Name}");
@@ -95,8 +106,8 @@ internal sealed class UserDatapath : IDatapath
             // pick with the same program: the forwarder of the CPU the frame is on, or of the next CPU while the
             // forwarders are busy (SpreadPolicy).
             var spread = owned.Add(FlagMap.Create("virtnet_spread"));
-            var rings = new PacketRing[queues];
-            for (int q = 0; q < queues; q++)
+            var rings = new PacketRing[port is null ? queues : 0];
+            for (int q = 0; q < rings.Length; q++)
             {
                 rings[q] = owned.Add(PacketRing.Open(real.Index, real.Name, RingSlots));
             }
@@ -110,10 +121,13 @@ internal sealed class UserDatapath : IDatapath
                 pump.SetSteeringProgram(steer.Handle);
             }
 
-            var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.RingFilter(PacketRing.MaxFrame), real.Name));
-            foreach (var ring in rings)
+            if (rings.Length > 0)
             {
-                ring.AttachFilter(ringFilter.Handle, real.Name);
+                var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.RingFilter(PacketRing.MaxFrame), real.Name));
+                foreach (var ring in rings)
+                {
+                    ring.AttachFilter(ringFilter.Handle, real.Name);
+                }
             }
 
             var stop = owned.Add(FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd"));
@@ -124,7 +138,23 @@ internal sealed class UserDatapath : IDatapath
             var forwarders = new Forwarder[queues];
             for (int q = 0; q < queues; q++)
             {
-                forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched);
+                forwarders[q] = new Forwarder(q, rings.Length > 0 ? rings[q] : null, [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched);
+            }
+
+            if (port is not null)
+            {
+                // On a shared device: the switch brings the frames (once published); the pump's program takes them out.
+                var sw = port.Switch;
+                var outProgram = owned.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: true), pump.Name));
+                owned.Add(TcxLink.Attach(outProgram, pumpLink.Index, pump.Name, TcxDirection.Ingress));
+                foreach (var f in forwarders)
+                {
+                    f.Start();
+                }
+
+                owned.Add(() => StopForwarders(stop, forwarders));
+                owned.Add(port.Withdraw);
+                return new UserDatapath(rtnl, pump, pumpLink, virt, owned, forwarders, batched) { _port = port };
             }
 
             var pumpProgram = owned.Add(BpfProgram.LoadSchedCls(PumpProgramName, Programs.Redirect(real.Index, 0), pump.Name));
@@ -191,13 +221,14 @@ internal sealed class UserDatapath : IDatapath
             // PACKET_STATISTICS resets on every read, so the totals are kept here.
             foreach (var f in _forwarders)
             {
-                _ringDrops += f.Ring!.TakeStatistics().Drops;
+                _ringDrops += f.Ring?.TakeStatistics().Drops ?? 0;
             }
 
             ringDropped = _ringDrops;
         }
 
-        return new(ingress with { Drops = ingress.Drops + pumpDropped + ringDropped }, egress with { Drops = egress.Drops + virtDropped });
+        ulong switchDrops = _port is { } p ? p.Switch.Read(p.Slot, SwitchCount.InDropDown).Frames + p.Switch.Read(p.Slot, SwitchCount.InDropPrivate).Frames : 0;
+        return new(ingress with { Drops = ingress.Drops + pumpDropped + ringDropped + switchDrops }, egress with { Drops = egress.Drops + virtDropped });
     }
 
     public void OnMtuChanged(int mtu) => _rtnl.SetMtu(_pumpIndex, Clamp(mtu, _pumpMaxMtu));
@@ -234,9 +265,7 @@ internal sealed class UserDatapath : IDatapath
     {
     }
 
-    public void Publish()
-    {
-    }
+    public void Publish() => _port?.Publish(_pumpIndex, 0);
 
     private static int Clamp(int mtu, int max) => max > 0 ? Math.Min(mtu, max) : mtu;
 
