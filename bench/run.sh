@@ -37,7 +37,10 @@ usage: sudo bench/run.sh [options]
   --reps N           repetitions of every configuration (default 5; at least 3 for a spread)
   --time S           seconds per TCP direction and for the small-packet window (default 4)
   --configs LIST     comma-separated subset of direct,macvlan,kernel,kernel-ns,user (default all; direct is the
-                     reference; kernel-ns: the kernel datapath with virtnet0 in a third namespace, --netns)
+                     reference; kernel-ns: the kernel datapath with virtnet0 in a third namespace, --netns), and
+                     of the shared-device configurations BASE-bridgeN[-bcast] with BASE kernel, user or macvlan:
+                     N bridge-mode bindings (macvlan devices) on va, measured on one of them; -bcast floods
+                     broadcast frames instead (the fan-out to all N), e.g. kernel-bridge16,macvlan-bridge16-bcast
   --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
   --out FILE         where to write the JSON (default bench/results/latest.json)
   --table FILE       print the table of an existing results file and exit
@@ -73,7 +76,13 @@ done
 [[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "--reps wants a positive integer"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "--time wants a positive integer number of seconds"
 for c in $configs; do
-  case "$c" in direct|macvlan|kernel|kernel-ns|user) ;; *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user" ;; esac
+  case "$c" in
+    direct|macvlan|kernel|kernel-ns|user) ;;
+    kernel-bridge[0-9]*|user-bridge[0-9]*|macvlan-bridge[0-9]*)
+      [[ "$c" =~ ^(kernel|user|macvlan)-bridge([0-9]+)(-bcast)?$ ]] && [ "${BASH_REMATCH[2]}" -ge 1 ] && [ "${BASH_REMATCH[2]}" -le 64 ] \
+        || die "unknown configuration '$c'; a shared one is kernel-bridgeN, user-bridgeN or macvlan-bridgeN (N 1-64), optionally ending in -bcast" ;;
+    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, or BASE-bridgeN[-bcast]" ;;
+  esac
 done
 [[ " $configs " == *" direct "* ]] || die "the direct configuration is the reference for every ratio; keep it in --configs"
 
@@ -204,6 +213,7 @@ make_lab() { # index -> sets gen host
 
 vn_pid=""
 vn_out=""
+declare -a extra_pids=()
 
 start_virtnet() { # datapath [attach options...]
   vn_out="$work/virtnet-$cfg-$rep.out"
@@ -212,13 +222,35 @@ start_virtnet() { # datapath [attach options...]
   vn_pid=$!
   our_pids+=("$vn_pid")
   local i
-  for i in $(seq 1 200); do
+  for i in $(seq 1 600); do   # 30 s: a .NET start on a loaded 2-CPU machine can take several
     grep -q ' ready' "$vn_out" 2>/dev/null && return 0
     kill -0 "$vn_pid" 2>/dev/null || break
     sleep 0.05
   done
   echo "virtnet attach did not become ready: $(head -c 600 "$vn_out.err" | tr '\n' ' ')" >&2
   return 1
+}
+
+start_siblings() { # datapath count — COUNT more bridge-mode bindings on va (TAPs, up, no address), started together
+  local datapath="$1" count="$2" i pid
+  for i in $(seq 1 "$count"); do
+    ip netns exec "$host" "$repo/virtnet" attach va --datapath "$datapath" --mode bridge --name "vs$i" >"$work/sibling-$i.out" 2>&1 &
+    pid=$!
+    our_pids+=("$pid"); extra_pids+=("$pid")
+  done
+  for i in $(seq 1 600); do
+    [ "$(cat "$work"/sibling-*.out 2>/dev/null | grep -c ' ready')" -ge "$count" ] && return 0
+    sleep 0.05
+  done
+  echo "the sibling bindings did not all become ready: $(grep -L ' ready' "$work"/sibling-*.out | head -1 | xargs cat | head -c 300)" >&2
+  return 1
+}
+
+stop_siblings() {
+  local pid
+  for pid in "${extra_pids[@]}"; do stop_pid "$pid" TERM; forget_pid "$pid"; done
+  extra_pids=()
+  rm -f "$work"/sibling-*.out
 }
 
 stop_virtnet() { # -> the two summary lines in vn_out
@@ -241,6 +273,22 @@ setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 
     kernel-ns)
       start_virtnet kernel --netns "$cont" || return 1
       rxdev=virtnet0; rxns="$cont" ;;
+    *-bridge*)
+      # N bridge-mode bindings on va, measured on the last one made; the others are siblings that take nothing.
+      [[ "$1" =~ ^(kernel|user|macvlan)-bridge([0-9]+) ]] || return 1
+      local base="${BASH_REMATCH[1]}" n="${BASH_REMATCH[2]}" i
+      if [ "$base" = macvlan ]; then
+        for i in $(seq 1 $((n - 1))); do
+          ip -n "$host" link add "mvs$i" link va type macvlan mode bridge || return 1
+          ip -n "$host" link set "mvs$i" up || return 1
+        done
+        ip -n "$host" link add mv0 link va type macvlan mode bridge || return 1
+        rxdev=mv0
+      else
+        if [ "$n" -gt 1 ]; then start_siblings "$base" $((n - 1)) || return 1; fi
+        start_virtnet "$base" --mode bridge --name vm || return 1
+        rxdev=vm
+      fi ;;
   esac
   ip -n "$rxns" addr add "$HOST_IP/24" dev "$rxdev" || return 1
   ip -n "$rxns" link set "$rxdev" up || return 1
@@ -251,11 +299,12 @@ setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 
   ip -n "$rxns" neigh replace "$GEN_IP" lladdr "$gmac" dev "$rxdev" nud permanent || return 1
   # The small-packet sink: count and drop the test frames at the virtual side's IP layer, before conntrack and
   # routing, the same way for every configuration.
-  ip netns exec "$rxns" nft -f - <<'EOF' || return 1
+  # Only what arrives on the measured device: with broadcast frames every sibling (and va's stack) gets a copy too.
+  ip netns exec "$rxns" nft -f - <<EOF || return 1
 table inet vnb {
   chain pre {
     type filter hook prerouting priority -300; policy accept;
-    udp dport 9 counter drop
+    iifname "$rxdev" udp dport 9 counter drop
   }
 }
 EOF
@@ -264,6 +313,7 @@ EOF
 
 teardown_lab() {
   stop_virtnet
+  stop_siblings
   [ -n "${iperf_pid:-}" ] && { stop_pid "$iperf_pid"; forget_pid "$iperf_pid"; iperf_pid=""; }
   delete_ns "$gen"
   delete_ns "$host"
@@ -365,12 +415,14 @@ frame_hex() { # the test frame, from rxmac (destination) and gmac, as hex
   src="$(ip_hex "$GEN_IP")"; dst="$(ip_hex "$HOST_IP")"
   for w in 4500 0032 0000 4000 4011 "${src:0:4}" "${src:4:4}" "${dst:0:4}" "${dst:4:4}"; do sum=$((sum + 16#$w)); done
   while [ $((sum >> 16)) -ne 0 ]; do sum=$(( (sum & 0xffff) + (sum >> 16) )); done
-  printf '%s%s0800%s%04x%s%s%s' "${rxmac//:/}" "${gmac//:/}" 45000032000040004011 $(( ~sum & 0xffff )) "$src" "$dst" \
+  local dmac="${rxmac//:/}"
+  [[ "$cfg" == *-bcast ]] && dmac=ffffffffffff   # the fan-out: every binding gets a copy
+  printf '%s%s0800%s%04x%s%s%s' "$dmac" "${gmac//:/}" 45000032000040004011 $(( ~sum & 0xffff )) "$src" "$dst" \
     "00090009001e0000$(printf '%044d' 0)"
 }
 
-pump_name() { # the user datapath's private TAP, if there is one
-  ip -n "$host" -j link show 2>/dev/null | jq -r '[.[] | select(.ifname | startswith("vnpump"))][0].ifname // ""'
+pump_name() { # the measured binding's private TAP (user datapath), as its ready line names it, if there is one
+  [ -n "$vn_out" ] && sed -nE 's/.* ready: .*, pump (vnpump[0-9s]+),.*/\1/p' "$vn_out" | head -1
 }
 
 collect_virtnet() {
