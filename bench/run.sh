@@ -40,7 +40,9 @@ usage: sudo bench/run.sh [options]
                      reference; kernel-ns: the kernel datapath with virtnet0 in a third namespace, --netns), and
                      of the shared-device configurations BASE-bridgeN[-bcast] with BASE kernel, user or macvlan:
                      N bridge-mode bindings (macvlan devices) on va, measured on one of them; -bcast floods
-                     broadcast frames instead (the fan-out to all N), e.g. kernel-bridge16,macvlan-bridge16-bcast
+                     broadcast frames instead (the fan-out to all N), e.g. kernel-bridge16,macvlan-bridge16-bcast;
+                     kernel-chainN: the kernel passthru behind N-1 non-matching tcx programs (the design the
+                     switch replaced: one program per binding, chained)
   --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
   --out FILE         where to write the JSON (default bench/results/latest.json)
   --table FILE       print the table of an existing results file and exit
@@ -78,6 +80,7 @@ done
 for c in $configs; do
   case "$c" in
     direct|macvlan|kernel|kernel-ns|user) ;;
+    kernel-chain[0-9]*) [[ "$c" =~ ^kernel-chain([0-9]+)$ ]] || die "unknown configuration '$c'" ;;
     kernel-bridge[0-9]*|user-bridge[0-9]*|macvlan-bridge[0-9]*)
       [[ "$c" =~ ^(kernel|user|macvlan)-bridge([0-9]+)(-bcast)?$ ]] && [ "${BASH_REMATCH[2]}" -ge 1 ] && [ "${BASH_REMATCH[2]}" -le 64 ] \
         || die "unknown configuration '$c'; a shared one is kernel-bridgeN, user-bridgeN or macvlan-bridgeN (N 1-64), optionally ending in -bcast" ;;
@@ -273,6 +276,17 @@ setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 
     kernel-ns)
       start_virtnet kernel --netns "$cont" || return 1
       rxdev=virtnet0; rxns="$cont" ;;
+    kernel-chain*)
+      # The alternative design: the kernel passthru program behind N-1 per-binding programs that do not match.
+      local n="${1#kernel-chain}"
+      if [ "$n" -gt 1 ]; then
+        ip netns exec "$host" dotnet "$flood" tcx-chain va $((n - 1)) >"$work/chain.out" 2>&1 &
+        local cpid=$!; our_pids+=("$cpid"); extra_pids+=("$cpid")
+        local i; for i in $(seq 1 600); do grep -q "programs on" "$work/chain.out" && break; sleep 0.05; done
+        grep -q "programs on" "$work/chain.out" || { echo "tcx chain holder: $(head -c 300 "$work/chain.out")" >&2; return 1; }
+      fi
+      start_virtnet kernel || return 1
+      rxdev=virtnet0 ;;
     *-bridge*)
       # N bridge-mode bindings on va, measured on the last one made; the others are siblings that take nothing.
       [[ "$1" =~ ^(kernel|user|macvlan)-bridge([0-9]+) ]] || return 1

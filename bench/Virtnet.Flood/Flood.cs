@@ -28,9 +28,19 @@ internal static unsafe class Program
 
     private static volatile bool s_stop;
 
-    /// <summary>flood DEVICE HEXFRAME [CPU [mmsg|ring]]: prints "N packets outgoing" (trafgen's wording) when stopped.</summary>
+    /// <summary>
+    /// flood DEVICE HEXFRAME [CPU [mmsg|ring]]: prints "N packets outgoing" (trafgen's wording) when stopped.
+    /// flood tcx-chain DEVICE N: holds N non-matching programs on DEVICE's tcx ingress (TcxChain.cs).
+    /// </summary>
     public static int Main(string[] args)
     {
+        if (args.Length == 3 && args[0] == "tcx-chain")
+        {
+            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; s_stop = true; });
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; s_stop = true; });
+            return TcxChain.Run(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), () => s_stop);
+        }
+
         if (args.Length < 2)
         {
             Console.Error.WriteLine("usage: flood DEVICE HEXFRAME [CPU [mmsg|ring]]");
