@@ -53,6 +53,9 @@ internal enum SwitchCount
 
     /// <summary>Frames between a private binding and a sibling, dropped.</summary>
     InDropPrivate = 3,
+
+    /// <summary>Copies of group frames the kernel could not make or deliver (bpf_clone_redirect failed).</summary>
+    InDropFailed = 4,
 }
 
 internal static class SwitchPrograms
@@ -520,7 +523,11 @@ internal static class SwitchPrograms
                .LdxW(BpfReg.R2, BpfReg.R8, (short)(e + EntryIfindex))
                .Alu64Imm(BpfCode.BPF_AND, BpfReg.R3, FlagIngress)
                .Call(BpfHelper.CloneRedirect);
+            var failed = asm.DefineLabel();
+            asm.JneImm(BpfReg.R0, 0, failed);
             EmitCount(asm, countsFd, BpfReg.R8, (short)(e + EntrySlot), SwitchCount.In);
+            asm.Ja(skip).Mark(failed);
+            EmitCount(asm, countsFd, BpfReg.R8, (short)(e + EntrySlot), SwitchCount.InDropFailed);
             asm.Mark(skip);
         }
 

@@ -66,10 +66,10 @@ internal sealed class RealSwitch : IDisposable
 
     private readonly BpfMap _ports;
     private readonly BpfMap _group;
-    private readonly FileDescriptor _ingressLink;
-    private readonly FileDescriptor _egressLink;
+    private readonly FileDescriptor? _ingressLink;
+    private readonly FileDescriptor? _egressLink;
 
-    private RealSwitch(int realIndex, BpfMap ports, BpfMap group, CounterMap counts, FileDescriptor ingressLink, FileDescriptor egressLink, bool made)
+    private RealSwitch(int realIndex, BpfMap ports, BpfMap group, CounterMap counts, FileDescriptor? ingressLink, FileDescriptor? egressLink, bool made)
     {
         RealIndex = realIndex;
         _ports = ports;
@@ -164,6 +164,17 @@ internal sealed class RealSwitch : IDisposable
         return new RealSwitch(realIndex, ports, group, CounterMap.Adopt(counts, SwitchPrograms.MaxPorts * SwitchPrograms.CountKinds), ingressLink, egressLink, made: false);
     }
 
+    /// <summary>The tables alone, attached nowhere: for running the programs with BPF_PROG_TEST_RUN.</summary>
+    internal static RealSwitch CreateUnattached()
+    {
+        using var cleanup = new Cleanup();
+        var ports = cleanup.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_HASH, PortsName, SwitchPrograms.KeySize, SwitchPrograms.EntrySize, PortsCapacity));
+        var group = cleanup.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_ARRAY, GroupName, sizeof(uint), SwitchPrograms.GroupValueSize, 1));
+        var counts = cleanup.Add(CounterMap.Create(CountsName, SwitchPrograms.MaxPorts * SwitchPrograms.CountKinds));
+        cleanup.Commit();
+        return new RealSwitch(0, ports, group, counts, null, null, made: true);
+    }
+
     private static RealSwitch Create(int realIndex, string realName)
     {
         using var cleanup = new Cleanup();
@@ -246,7 +257,9 @@ internal sealed class RealSwitch : IDisposable
     private byte[] ReadGroup()
     {
         var table = new byte[SwitchPrograms.GroupValueSize];
-        _group.Lookup(stackalloc byte[4], table);
+        Span<byte> zero = stackalloc byte[4];
+        zero.Clear();
+        _group.Lookup(zero, table);
         return table;
     }
 
@@ -264,7 +277,9 @@ internal sealed class RealSwitch : IDisposable
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(table.AsSpan(SwitchPrograms.HeaderPrivateCount), (uint)privates);
-        _group.Update(stackalloc byte[4], table);
+        Span<byte> zero = stackalloc byte[4];
+        zero.Clear();
+        _group.Update(zero, table);
     }
 
     /// <summary>A slot's counter, (frames, bytes).</summary>
@@ -281,8 +296,8 @@ internal sealed class RealSwitch : IDisposable
 
     public void Dispose()
     {
-        _ingressLink.Dispose();
-        _egressLink.Dispose();
+        _ingressLink?.Dispose();
+        _egressLink?.Dispose();
         _ports.Dispose();
         _group.Dispose();
         Counts.Dispose();

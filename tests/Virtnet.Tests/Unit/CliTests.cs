@@ -18,6 +18,51 @@ public class CliTests
         Assert.Equal("virtnet0", o.Name);
         Assert.Equal(DatapathKind.Kernel, o.Datapath);
         Assert.Equal(MacMode.Inherit, o.MacMode);
+        Assert.Equal(BindingMode.Passthru, o.Mode);
+        Assert.Equal(0, o.Vlan);
+    }
+
+    [Theory]
+    [InlineData(null, "passthru", null, BindingMode.Passthru, 0, null)]
+    [InlineData(null, "bridge", null, BindingMode.Bridge, 0, null)]
+    [InlineData("inherit", "bridge", 10, BindingMode.Bridge, 10, MacMode.Inherit)]
+    [InlineData("random", "vepa", 4094, BindingMode.Vepa, 4094, MacMode.Random)]
+    [InlineData(null, "private", 1, BindingMode.Private, 1, null)]
+    public void ParseAttach_ModeVlanMac_AsGiven_MacDefaultLeftToTheMode(string? mac, string mode, int? vlan, BindingMode expectedMode, int expectedVlan, MacMode? expectedMac)
+    {
+        var o = Virtnet.Cli.Cli.ParseAttach("eth9", "v1", "kernel", mac, null, null, mode, vlan);
+        Assert.Equal(expectedMode, o.Mode);
+        Assert.Equal(expectedVlan, o.Vlan);
+        Assert.Equal(expectedMac, o.MacMode);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(4095)]
+    [InlineData(-3)]
+    public void ParseAttach_VlanOutOfRange_UsageError(int vlan)
+    {
+        var e = Assert.Throws<UsageException>(() => Virtnet.Cli.Cli.ParseAttach("eth9", "v1", "kernel", null, null, null, "bridge", vlan));
+        Assert.Contains("1 to 4094", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Attach_Help_NamesTheContractsFlags()
+    {
+        var output = new StringWriter();
+        var config = new System.CommandLine.InvocationConfiguration { Output = output };
+        _ = Virtnet.Cli.Cli.Build().Parse(["attach", "--help"]).Invoke(config);
+        foreach (string flag in new[] { "--name", "--mode", "--mac", "--vlan", "--netns", "--datapath", "passthru", "bridge", "private", "vepa" })
+        {
+            Assert.Contains(flag, output.ToString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Attach_UnknownMode_Refused()
+    {
+        var result = Virtnet.Cli.Cli.Build().Parse(["attach", "eth9", "--mode", "macvtap"]);
+        Assert.NotEmpty(result.Errors);
     }
 
     [Theory]

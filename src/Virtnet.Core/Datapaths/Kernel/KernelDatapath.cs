@@ -168,7 +168,7 @@ internal sealed class KernelDatapath : IDatapath
         {
             var (pin, pinBytes) = port.Switch.Read(port.Slot, SwitchCount.In);
             var (pout, poutBytes) = port.Switch.Read(port.Slot, SwitchCount.Out);
-            ulong switchDrops = port.Switch.Read(port.Slot, SwitchCount.InDropDown).Frames + port.Switch.Read(port.Slot, SwitchCount.InDropPrivate).Frames;
+            ulong switchDrops = port.SwitchDrops();
             return new DatapathCounters(new DirectionCounters(pin, pinBytes, inDrops + switchDrops), new DirectionCounters(pout, poutBytes, outDrops) + slow) { EgressSlowPath = slow.Frames };
         }
 

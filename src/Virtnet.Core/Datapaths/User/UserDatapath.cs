@@ -227,7 +227,7 @@ internal sealed class UserDatapath : IDatapath
             ringDropped = _ringDrops;
         }
 
-        ulong switchDrops = _port is { } p ? p.Switch.Read(p.Slot, SwitchCount.InDropDown).Frames + p.Switch.Read(p.Slot, SwitchCount.InDropPrivate).Frames : 0;
+        ulong switchDrops = _port is { } p ? p.SwitchDrops() : 0;
         return new(ingress with { Drops = ingress.Drops + pumpDropped + ringDropped + switchDrops }, egress with { Drops = egress.Drops + virtDropped });
     }
 
