@@ -47,6 +47,7 @@ public sealed class Attachment : IDisposable
     private SwitchPort? _port;
     private FileDescriptor? _slotLock;
     private long _lastSweep;
+    private bool _targetDown;
     private int _mtu;
     private bool _clampSaid;
     private bool _carrier;
@@ -378,6 +379,8 @@ public sealed class Attachment : IDisposable
     {
         if (link is not null && link.Index != RealIndex)
         {
+            FollowSwitchTarget(link, log);
+
             // Not the real device: one of our private devices may need setting up again.
             if ((_datapath.OnLinkChanged(link) ?? _virtual.OnLinkChanged(_rtnl, link, _real.Carrier)) is { } said)
             {
@@ -456,6 +459,47 @@ public sealed class Attachment : IDisposable
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// On a shared device with the kernel datapath: while the device the switch delivers to is down (a TAP set down,
+    /// or the far end of a veth pair, whose near end then has no carrier), its frames are dropped by the switch and
+    /// counted under that reason; the kernel would drop them anyway, and for a veth peer without counting them.
+    /// </summary>
+    private void FollowSwitchTarget(LinkInfo link, Action<string>? log)
+    {
+        if (_port is null || Datapath != DatapathKind.Kernel || link.Deleted || !_real.Carrier)
+        {
+            // Without carrier nothing arrives: a veth peer set down to pass that on is not "the device is down".
+            return;
+        }
+
+        bool down;
+        if (_virtual.Peer is { } peer && link.Index == peer.Index)
+        {
+            down = !link.Carrier;
+        }
+        else if (_virtual.Peer is null && _virtual.Namespace is null && link.Index == _virtual.Index)
+        {
+            down = !link.IsUp;
+        }
+        else
+        {
+            return;
+        }
+
+        if (down == _targetDown)
+        {
+            return;
+        }
+
+        using (SwitchRegistry.Lock(RealIndex, RealName))
+        {
+            _port.SetDown(down);
+        }
+
+        _targetDown = down;
+        log?.Invoke(down ? $"{VirtualName}: down; its frames are dropped and counted until it is up" : $"{VirtualName}: up again; its frames flow");
     }
 
     /// <summary>How often a binding on a shared device looks for dead siblings (whose frames must stop within 1 s).</summary>
