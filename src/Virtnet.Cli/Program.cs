@@ -216,7 +216,7 @@ internal static class Cli
             reporter?.Dispose();
             var counters = attachment.ReadCounters();
             attachment.Dispose();
-            output.WriteLine($"{attachment.VirtualName} stopped: {FormatCounters(counters)}");
+            output.WriteLine($"{attachment.VirtualName} stopped: {FormatCounters(counters)}{FormatCauses(counters)}");
             output.WriteLine($"{attachment.VirtualName} process: {ProcessCost()}");
             if (failure is not null)
             {
@@ -246,6 +246,30 @@ internal static class Cli
         string slow = c.EgressSlowPath > 0 ? $" ({c.EgressSlowPath} past tcx, through the slow path)" : "";
         return $"ingress {c.Ingress.Frames} frames {c.Ingress.Bytes} bytes {c.Ingress.Drops} dropped, egress {c.Egress.Frames} frames {c.Egress.Bytes} bytes {c.Egress.Drops} dropped{slow}";
     }
+
+    /// <summary>"; dropped: ingress 3 device down, 2 refused by the device; egress 1 send failed", or "" without drops.</summary>
+    internal static string FormatCauses(DatapathCounters c)
+    {
+        string Side(Direction d)
+            => string.Join(", ", c.DropCauses.Where(x => x.Direction == d).Select(x => $"{x.Frames} {CauseText(x.Cause)}"));
+        var parts = new[] { (Name: "ingress", Text: Side(Direction.Ingress)), (Name: "egress", Text: Side(Direction.Egress)) }
+            .Where(p => p.Text.Length > 0)
+            .Select(p => $"{p.Name} {p.Text}")
+            .ToArray();
+        return parts.Length == 0 ? "" : $"; dropped: {string.Join("; ", parts)}";
+    }
+
+    internal static string CauseText(DropCause cause) => cause switch
+    {
+        DropCause.DeviceDown => "device down",
+        DropCause.Refused => "refused by the device (too big, or down)",
+        DropCause.Private => "private mode",
+        DropCause.CopyFailed => "copies failed",
+        DropCause.RingFull => "ring full",
+        DropCause.QueueFull => "queue full",
+        DropCause.Handler => "by handlers",
+        _ => "send failed",
+    };
 
     /// <summary>What the process cost: CPU seconds, peak RSS, and GC collections (the per-frame path must not allocate).</summary>
     internal static string ProcessCost()

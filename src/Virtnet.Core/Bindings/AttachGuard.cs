@@ -44,7 +44,7 @@ internal static class AttachGuard
         {
             if (!shared)
             {
-                SwitchRegistry.WriteOwner(fd, owner);
+                SwitchRegistry.WriteOwner(fd, $"{owner} pid {Environment.ProcessId}");
             }
 
             return fd;
@@ -79,16 +79,9 @@ internal static class AttachGuard
 
     private static string ReadHolder(string path)
     {
-        try
-        {
-            string text = File.ReadAllText(path).Trim();
-            int pid = text.LastIndexOf(" pid ", StringComparison.Ordinal);
-            return text.Length == 0 ? "" : pid < 0 ? $" ({text})" : $" ({text[..pid]}, {text[(pid + 1)..]})";
-        }
-        catch (IOException)
-        {
-            return "";
-        }
+        string text = SwitchRegistry.ReadText(path);
+        int pid = text.LastIndexOf(" pid ", StringComparison.Ordinal);
+        return text.Length == 0 ? "" : pid < 0 ? $" ({text})" : $" ({text[..pid]}, {text[(pid + 1)..]})";
     }
 
     /// <summary>Makes <paramref name="path"/> a directory only its owner (root) may enter, whatever it was before.</summary>

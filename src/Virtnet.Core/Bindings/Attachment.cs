@@ -379,7 +379,7 @@ public sealed class Attachment : IDisposable
     {
         if (link is not null && link.Index != RealIndex)
         {
-            FollowSwitchTarget(link, log);
+            FollowTarget(link, log);
 
             // Not the real device: one of our private devices may need setting up again.
             if ((_datapath.OnLinkChanged(link) ?? _virtual.OnLinkChanged(_rtnl, link, _real.Carrier)) is { } said)
@@ -462,13 +462,13 @@ public sealed class Attachment : IDisposable
     }
 
     /// <summary>
-    /// On a shared device with the kernel datapath: while the device the switch delivers to is down (a TAP set down,
-    /// or the far end of a veth pair, whose near end then has no carrier), its frames are dropped by the switch and
-    /// counted under that reason; the kernel would drop them anyway, and for a veth peer without counting them.
+    /// Kernel datapath: while the device the wire's frames are delivered to is down (a TAP set down, or the far end
+    /// of a veth pair, whose near end then has no carrier), they are dropped and counted under that cause; the
+    /// kernel would drop them anyway, and for a veth peer without counting them.
     /// </summary>
-    private void FollowSwitchTarget(LinkInfo link, Action<string>? log)
+    private void FollowTarget(LinkInfo link, Action<string>? log)
     {
-        if (_port is null || Datapath != DatapathKind.Kernel || link.Deleted || !_real.Carrier)
+        if (Datapath != DatapathKind.Kernel || link.Deleted || !_real.Carrier)
         {
             // Without carrier nothing arrives: a veth peer set down to pass that on is not "the device is down".
             return;
@@ -493,9 +493,9 @@ public sealed class Attachment : IDisposable
             return;
         }
 
-        using (SwitchRegistry.Lock(RealIndex, RealName))
+        using (_port is null ? null : SwitchRegistry.Lock(RealIndex, RealName))
         {
-            _port.SetDown(down);
+            _datapath.SetTargetDown(down);
         }
 
         _targetDown = down;

@@ -76,15 +76,34 @@ internal static class SwitchRegistry
     /// <summary>"v1 (pid 1234)": who holds a slot, as its holder wrote it.</summary>
     public static string Owner(int ifindex, int slot)
     {
-        try
-        {
-            string text = File.ReadAllText(SlotPath(ifindex, slot)).Trim();
-            int pid = text.LastIndexOf(" pid ", StringComparison.Ordinal);
-            return pid < 0 ? text : $"{text[..pid]} ({text[(pid + 1)..]})";
-        }
-        catch (IOException)
+        string text = ReadText(SlotPath(ifindex, slot));
+        if (text.Length == 0)
         {
             return $"the binding in slot {slot}";
+        }
+
+        int pid = text.LastIndexOf(" pid ", StringComparison.Ordinal);
+        return pid < 0 ? text : $"{text[..pid]} ({text[(pid + 1)..]})";
+    }
+
+    /// <summary>
+    /// A lock file's text, read with plain open(2)/read(2): .NET's own file APIs take a shared flock on every file
+    /// they open and fail on one its holder locks exclusively, which is exactly the file whose holder we want to name.
+    /// </summary>
+    public static unsafe string ReadText(string path)
+    {
+        int fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NOFOLLOW);
+        if (fd < 0)
+        {
+            return "";
+        }
+
+        using var handle = new FileDescriptor(fd);
+        var buffer = new byte[256];
+        fixed (byte* p = buffer)
+        {
+            nint n = Libc.read(fd, p, buffer.Length);
+            return n <= 0 ? "" : Encoding.UTF8.GetString(buffer, 0, (int)n).Trim();
         }
     }
 

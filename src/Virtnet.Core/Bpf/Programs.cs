@@ -51,6 +51,14 @@ internal static class Programs
     /// receiving device puts the right type back.
     /// </summary>
     public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags, bool peer)
+        => TakeIngress(counters, key, ifindex, flags, peer, down: null, downKey: 0);
+
+    /// <summary>
+    /// <see cref="TakeIngress(CounterMap?, int, int, ulong, bool)"/> that, while slot 0 of <paramref name="down"/>
+    /// is non-zero (the target device is down), drops frames and counts them in counters[<paramref name="downKey"/>]
+    /// instead of redirecting them to a device that would drop them (a veth peer's, without counting them).
+    /// </summary>
+    public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags, bool peer, FlagMap? down, int downKey)
     {
         var asm = new BpfAssembler();
         var take = asm.DefineLabel();
@@ -59,6 +67,30 @@ internal static class Programs
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
            .Exit()
            .Mark(take);
+        if (down is not null)
+        {
+            var up = asm.DefineLabel();
+            asm.MovReg(BpfReg.R6, BpfReg.R1)
+               .StW(BpfReg.R10, -8, 0)
+               .MovReg(BpfReg.R2, BpfReg.R10)
+               .AddImm(BpfReg.R2, -8)
+               .LdMapFd(BpfReg.R1, down.Handle.Fd)
+               .Call(BpfHelper.MapLookupElem)
+               .JeqImm(BpfReg.R0, 0, up)
+               .LdxW(BpfReg.R2, BpfReg.R0, 0)
+               .JeqImm(BpfReg.R2, 0, up)
+               .MovReg(BpfReg.R1, BpfReg.R6);
+            if (counters is not null)
+            {
+                EmitCount(asm, counters.Handle.Fd, downKey);
+            }
+
+            asm.MovImm(BpfReg.R0, Libc.TCX_DROP)
+               .Exit()
+               .Mark(up)
+               .MovReg(BpfReg.R1, BpfReg.R6);
+        }
+
         if (counters is not null)
         {
             EmitCount(asm, counters.Handle.Fd, key);

@@ -27,6 +27,17 @@ public readonly record struct DatapathCounters(DirectionCounters Ingress, Direct
     /// (a packet socket with PACKET_QDISC_BYPASS, XDP_REDIRECT) and left through the process's slow path.
     /// </summary>
     public ulong EgressSlowPath { get; init; }
+
+    /// <summary>The drops of both directions by cause (non-zero ones); per direction they add up to its Drops.</summary>
+    public IReadOnlyList<DropCount> DropCauses { get; init; } = [];
+
+    /// <summary>The counters with <see cref="DirectionCounters.Drops"/> of each direction set to the sum of its causes.</summary>
+    public static DatapathCounters WithCauses(DirectionCounters ingress, DirectionCounters egress, params (Direction Direction, DropCause Cause, ulong Frames)[] causes)
+    {
+        var list = causes.Where(c => c.Frames > 0).Select(c => new DropCount(c.Direction, c.Cause, c.Frames)).ToArray();
+        ulong Sum(Direction d) => list.Where(c => c.Direction == d).Aggregate(0UL, (a, c) => a + c.Frames);
+        return new DatapathCounters(ingress with { Drops = Sum(Direction.Ingress) }, egress with { Drops = Sum(Direction.Egress) }) { DropCauses = list };
+    }
 }
 
 /// <summary>Which datapath moves a binding's frames.</summary>
@@ -66,6 +77,13 @@ internal interface IDatapath : IDisposable
 
     /// <summary>On a shared real device: publishes the binding's key on the switch, so its frames come from now on.</summary>
     void Publish();
+
+    /// <summary>
+    /// The device the datapath delivers the wire's frames to is down (or up again): the kernel datapath drops and
+    /// counts them under <see cref="DropCause.DeviceDown"/> (the kernel would drop them anyway, a veth peer's without
+    /// counting). Called by the binding, which holds the switch's registry lock around it on a shared device.
+    /// </summary>
+    void SetTargetDown(bool down);
 }
 
 /// <summary>What a binding hands its datapath: the real device, the virtual device made for it, and the options.</summary>

@@ -66,10 +66,6 @@ internal sealed class SwitchPort(RealSwitch @switch, int slot, int vlan, SwitchM
         }
     }
 
-    /// <summary>Frames the switch dropped on their way to this binding, every reason together.</summary>
-    public ulong SwitchDrops()
-        => Switch.Read(Slot, SwitchCount.InDropDown).Frames + Switch.Read(Slot, SwitchCount.InDropPrivate).Frames + Switch.Read(Slot, SwitchCount.InDropFailed).Frames;
-
     /// <summary>No frame goes to the binding any more.</summary>
     public void Withdraw()
     {

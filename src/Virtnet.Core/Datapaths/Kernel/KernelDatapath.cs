@@ -18,7 +18,11 @@ internal sealed class KernelDatapath : IDatapath
     public const string EgressProgramName = "virtnet_out";
     public const string ClassifyProgramName = "virtnet_cls";
 
+    /// <summary>Passthru counter slots: 0 ingress, 1 egress (Direction), 2 ingress frames dropped while the target was down.</summary>
+    private const int DownKey = 2;
+
     private readonly CounterMap? _counters;
+    private FlagMap? _down;
     private SwitchPort? _port;
     private (int Ifindex, int Flags) _target;
     private readonly BpfProgram? _ingressProgram;
@@ -124,13 +128,14 @@ internal sealed class KernelDatapath : IDatapath
     private static KernelDatapath Create(int realIndex, string realName, int virtIndex, string virtName)
     {
         using var cleanup = new Cleanup();
-        var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 2));
-        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, virtIndex, 1), realName));
+        var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 3));
+        var down = cleanup.Add(FlagMap.Create("virtnet_down"));
+        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, virtIndex, 1, peer: false, down, DownKey), realName));
         var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), virtName));
         var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, virtIndex, virtName, TcxDirection.Egress));
         var ingressLink = cleanup.Add(TcxLink.Attach(ingressProgram, realIndex, realName, TcxDirection.Ingress));
         cleanup.Commit();
-        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink);
+        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink) { _down = down };
     }
 
     /// <summary>
@@ -149,32 +154,64 @@ internal sealed class KernelDatapath : IDatapath
     {
         ArgumentNullException.ThrowIfNull(netns);
         using var cleanup = new Cleanup();
-        var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 2));
+        var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 3));
+        var down = cleanup.Add(FlagMap.Create("virtnet_down"));
         var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(virtMac), virtName));
         var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virtIndex, virtName, TcxDirection.Ingress)));
-        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, peerIndex, 0, peer: true), realName));
+        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, peerIndex, 0, peer: true, down, DownKey), realName));
         var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), peerName));
         var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, peerIndex, peerName, TcxDirection.Ingress));
         var ingressLink = cleanup.Add(TcxLink.Attach(ingressProgram, realIndex, realName, TcxDirection.Ingress));
         cleanup.Commit();
-        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink, classifyProgram, classifyLink);
+        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink, classifyProgram, classifyLink) { _down = down };
     }
 
     public DatapathCounters ReadCounters()
     {
         var slow = _slowPath?.Read() ?? default;
-        var (inDrops, outDrops) = _drops?.Read() ?? (0, 0);
+        var (refusedIn, refusedOut) = _drops?.Read() ?? (0, 0);
+        DirectionCounters ingress, egress;
+        ulong down, @private = 0, copyFailed = 0;
         if (_port is { } port)
         {
-            var (pin, pinBytes) = port.Switch.Read(port.Slot, SwitchCount.In);
-            var (pout, poutBytes) = port.Switch.Read(port.Slot, SwitchCount.Out);
-            ulong switchDrops = port.SwitchDrops();
-            return new DatapathCounters(new DirectionCounters(pin, pinBytes, inDrops + switchDrops), new DirectionCounters(pout, poutBytes, outDrops) + slow) { EgressSlowPath = slow.Frames };
+            var (inFrames, inBytes) = port.Switch.Read(port.Slot, SwitchCount.In);
+            var (outFrames, outBytes) = port.Switch.Read(port.Slot, SwitchCount.Out);
+            ingress = new DirectionCounters(inFrames, inBytes, 0);
+            egress = new DirectionCounters(outFrames, outBytes, 0);
+            down = port.Switch.Read(port.Slot, SwitchCount.InDropDown).Frames;
+            @private = port.Switch.Read(port.Slot, SwitchCount.InDropPrivate).Frames;
+            copyFailed = port.Switch.Read(port.Slot, SwitchCount.InDropFailed).Frames;
+        }
+        else
+        {
+            var (inFrames, inBytes) = _counters!.Read((int)Direction.Ingress);
+            var (outFrames, outBytes) = _counters.Read((int)Direction.Egress);
+            ingress = new DirectionCounters(inFrames, inBytes, 0);
+            egress = new DirectionCounters(outFrames, outBytes, 0);
+            down = _counters.Read(DownKey).Frames;
         }
 
-        var (inFrames, inBytes) = _counters!.Read((int)Direction.Ingress);
-        var (outFrames, outBytes) = _counters.Read((int)Direction.Egress);
-        return new DatapathCounters(new DirectionCounters(inFrames, inBytes, inDrops), new DirectionCounters(outFrames, outBytes, outDrops) + slow) { EgressSlowPath = slow.Frames };
+        return DatapathCounters.WithCauses(
+            ingress,
+            egress + slow,
+            (Direction.Ingress, DropCause.DeviceDown, down),
+            (Direction.Ingress, DropCause.Private, @private),
+            (Direction.Ingress, DropCause.CopyFailed, copyFailed),
+            (Direction.Ingress, DropCause.Refused, refusedIn),
+            (Direction.Egress, DropCause.Refused, refusedOut),
+            (Direction.Egress, DropCause.SendFailed, slow.Drops)) with { EgressSlowPath = slow.Frames };
+    }
+
+    public void SetTargetDown(bool down)
+    {
+        if (_port is not null)
+        {
+            _port.SetDown(down);
+        }
+        else
+        {
+            _down?.Set(down ? 1u : 0u);
+        }
     }
 
     public void OnMtuChanged(int mtu)
@@ -222,6 +259,7 @@ internal sealed class KernelDatapath : IDatapath
         _egressProgram.Dispose();
         _classifyProgram?.Dispose();
         _counters?.Dispose();
+        _down?.Dispose();
     }
 
     /// <summary>

@@ -99,8 +99,12 @@ internal sealed unsafe partial class Forwarder
     public DirectionCounters Read(Direction direction)
     {
         ref Stats s = ref direction == Direction.Ingress ? ref _ingress : ref _egress;
-        return new((ulong)Volatile.Read(ref s.Frames), (ulong)Volatile.Read(ref s.Bytes), (ulong)Volatile.Read(ref s.Drops));
+        return new((ulong)Volatile.Read(ref s.Frames), (ulong)Volatile.Read(ref s.Bytes), (ulong)(Volatile.Read(ref s.Drops) + Volatile.Read(ref s.HandlerDrops)));
     }
+
+    /// <summary>Of <see cref="Read"/>'s drops, those a handler decided.</summary>
+    public ulong ReadHandlerDrops(Direction direction)
+        => (ulong)Volatile.Read(ref (direction == Direction.Ingress ? ref _ingress : ref _egress).HandlerDrops);
 
     private void Loop()
     {
@@ -262,7 +266,7 @@ internal sealed unsafe partial class Forwarder
             }
 
             var frame = new Frame(new Span<byte>(p, n), direction);
-            int output = Pipeline.Decide(_handlers, ref frame, defaultPort, _ports.Length, ref stats.Drops);
+            int output = Pipeline.Decide(_handlers, ref frame, defaultPort, _ports.Length, ref stats.HandlerDrops);
             if (output < 0)
             {
                 continue;
@@ -292,6 +296,11 @@ internal sealed unsafe partial class Forwarder
     {
         public long Frames;
         public long Bytes;
+
+        /// <summary>Runts and frames that could not be written out.</summary>
         public long Drops;
+
+        /// <summary>Frames a handler dropped.</summary>
+        public long HandlerDrops;
     }
 }

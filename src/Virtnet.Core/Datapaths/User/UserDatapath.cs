@@ -205,10 +205,13 @@ internal sealed class UserDatapath : IDatapath
     public DatapathCounters ReadCounters()
     {
         DirectionCounters ingress = default, egress = default;
+        ulong handlerIn = 0, handlerOut = 0;
         foreach (var f in _forwarders)
         {
             ingress += f.Read(Direction.Ingress);
             egress += f.Read(Direction.Egress);
+            handlerIn += f.ReadHandlerDrops(Direction.Ingress);
+            handlerOut += f.ReadHandlerDrops(Direction.Egress);
         }
 
         // A device's counter is gone with the device (the namespace of a virtual device may die first): the
@@ -227,8 +230,20 @@ internal sealed class UserDatapath : IDatapath
             ringDropped = _ringDrops;
         }
 
-        ulong switchDrops = _port is { } p ? p.SwitchDrops() : 0;
-        return new(ingress with { Drops = ingress.Drops + pumpDropped + ringDropped + switchDrops }, egress with { Drops = egress.Drops + virtDropped });
+        var port = _port;
+        return DatapathCounters.WithCauses(
+            ingress,
+            egress,
+            (Direction.Ingress, DropCause.RingFull, ringDropped),
+            (Direction.Ingress, DropCause.QueueFull, pumpDropped),
+            (Direction.Ingress, DropCause.Handler, handlerIn),
+            (Direction.Ingress, DropCause.SendFailed, ingress.Drops - handlerIn),
+            (Direction.Ingress, DropCause.DeviceDown, port?.Switch.Read(port.Slot, SwitchCount.InDropDown).Frames ?? 0),
+            (Direction.Ingress, DropCause.Private, port?.Switch.Read(port.Slot, SwitchCount.InDropPrivate).Frames ?? 0),
+            (Direction.Ingress, DropCause.CopyFailed, port?.Switch.Read(port.Slot, SwitchCount.InDropFailed).Frames ?? 0),
+            (Direction.Egress, DropCause.QueueFull, virtDropped),
+            (Direction.Egress, DropCause.Handler, handlerOut),
+            (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut));
     }
 
     public void OnMtuChanged(int mtu) => _rtnl.SetMtu(_pumpIndex, Clamp(mtu, _pumpMaxMtu));
@@ -266,6 +281,11 @@ internal sealed class UserDatapath : IDatapath
     }
 
     public void Publish() => _port?.Publish(_pumpIndex, 0);
+
+    /// <summary>The pump is the switch's target, and it stays up; a down virtual device shows as failed writes.</summary>
+    public void SetTargetDown(bool down)
+    {
+    }
 
     private static int Clamp(int mtu, int max) => max > 0 ? Math.Min(mtu, max) : mtu;
 

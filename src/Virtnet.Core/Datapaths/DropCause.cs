@@ -1,0 +1,35 @@
+namespace Virtnet.Datapaths;
+
+/// <summary>Why a frame that entered a binding did not leave it.</summary>
+public enum DropCause
+{
+    /// <summary>The device it was going to was down (noticed by virtnet, which dropped it).</summary>
+    DeviceDown,
+
+    /// <summary>The kernel refused it at the device it was handed to: too big for it, or the device down before virtnet noticed.</summary>
+    Refused,
+
+    /// <summary>Between a private-mode binding and a sibling, which never reach each other.</summary>
+    Private,
+
+    /// <summary>A copy of a broadcast or multicast frame could not be made or delivered.</summary>
+    CopyFailed,
+
+    /// <summary>User datapath: a receive ring had no free slot.</summary>
+    RingFull,
+
+    /// <summary>User datapath: a TAP's queue was full (the pump's toward the process, or the virtual device's toward its stack).</summary>
+    QueueFull,
+
+    /// <summary>A C# handler dropped it (with its <see cref="Frame.DropReason"/>).</summary>
+    Handler,
+
+    /// <summary>The process could not write it out, or it was too short to be a frame.</summary>
+    SendFailed,
+}
+
+/// <summary>How many frames of one direction were lost for one cause.</summary>
+/// <param name="Direction">Which way they were going.</param>
+/// <param name="Cause">Why they were lost.</param>
+/// <param name="Frames">How many (since the binding was made; never goes down).</param>
+public readonly record struct DropCount(Direction Direction, DropCause Cause, ulong Frames);
