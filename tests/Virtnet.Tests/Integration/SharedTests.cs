@@ -31,6 +31,7 @@ public class SharedTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [InlineData("kernel")]
+    [InlineData("user")]
     public void Bridge_TwoBindings_ReachTheWireTheHostAndEachOther_SiblingTrafficNeverOnTheWire(string datapath)
     {
         Root.Require();
@@ -112,6 +113,7 @@ public class SharedTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [InlineData("kernel")]
+    [InlineData("user")]
     public void Bridge_BroadcastAndMulticast_ReachEveryOtherHostExactlyOnce(string datapath)
     {
         Root.Require();
@@ -152,6 +154,7 @@ public class SharedTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [InlineData("kernel")]
+    [InlineData("user")]
     public void Private_ReachesTheWireOnly_NotItsSiblingNorTheHost_EvenThroughAHairpin(string datapath)
     {
         Root.Require();
@@ -225,6 +228,7 @@ public class SharedTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [InlineData("kernel")]
+    [InlineData("user")]
     public void Vepa_SiblingTrafficGoesOnTheWire_AndArrivesOnlyWhenTheSwitchHairpinsIt(string datapath)
     {
         Root.Require();
@@ -284,6 +288,7 @@ public class SharedTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [InlineData("kernel")]
+    [InlineData("user")]
     public void Vlan_EachBindingGetsOnlyItsVlansFramesUntagged_AndSendsTagged(string datapath)
     {
         Root.Require();
@@ -401,6 +406,7 @@ public class SharedTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [InlineData("kernel")]
+    [InlineData("user")]
     public void Clashes_AreRefusedNamingTheBindingInTheWay_AndRunningBindingsKeepWorking(string datapath)
     {
         Root.Require();
@@ -479,6 +485,7 @@ public class SharedTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [InlineData("kernel")]
+    [InlineData("user")]
     public void Sigkill_OfOneBinding_IsSweptWithinASecond_SiblingsLoseNothing_LastStopLeavesNothing(string datapath)
     {
         Root.Require();
@@ -540,6 +547,7 @@ public class SharedTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [InlineData("kernel")]
+    [InlineData("user")]
     public void Tap_TwoBridgeBindingsNextToTheHostStack_EachReachesTheWireWithItsOwnMac(string datapath)
     {
         Root.Require();
