@@ -293,9 +293,9 @@ public class HardeningTests(ITestOutputHelper output)
         Assert.True(m.Success, virtnet.Describe());
         ulong taken = ulong.Parse(m.Groups[1].Value), dropped = ulong.Parse(m.Groups[2].Value);
         output.WriteLine($"taken {taken}, dropped {dropped}");
-        // Every frame the program took went to a device that was down: each is a drop, none vanished silently.
+        // Every frame went to a device that was down: each is a drop, none vanished silently (virtnet drops them
+        // itself once it has seen the device go down, the kernel before that: DropCauseTests checks the causes).
         Assert.True(dropped >= Frames, $"{Frames} frames sent to a down virtnet0, {dropped} counted as dropped: {virtnet.Stdout}");
-        Assert.True(dropped <= taken, $"more drops ({dropped}) than frames taken ({taken})");
     }
 
     /// <summary>An AF_UNIX socket bound to an abstract name inside a test namespace.</summary>
