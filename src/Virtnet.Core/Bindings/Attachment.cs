@@ -163,6 +163,22 @@ public sealed class Attachment : IDisposable
             netns = null;
         }
 
+        // On a shared device, the registry lock is held while this binding takes its slot and key. First what dead
+        // bindings left: their entries in the switch and their veth pairs (whose far ends may hold the name wanted).
+        using var registry = shared ? SwitchRegistry.Lock(real.Index, real.Name) : null;
+        RealSwitch? sw = null;
+        if (shared)
+        {
+            sw = cleanup.Add(RealSwitch.Open(real.Index, real.Name));
+            SwitchRegistry.Sweep(sw, dead => RemoveStalePeer(rtnl, PeerNameFor(real.Index, dead)));
+            RemoveDeadPeers(rtnl, real.Index);
+        }
+        else
+        {
+            // A kernel-datapath pair in another namespace that a killed attach to this device left behind.
+            RemoveStalePeer(rtnl, PeerNameFor(real.Index));
+        }
+
         CheckNameFree(rtnl, netns, options.Name);
         var mac = macMode switch
         {
@@ -171,15 +187,11 @@ public sealed class Attachment : IDisposable
             _ => options.Mac ?? throw new ArgumentException("MacMode.Explicit needs Mac", nameof(options)),
         };
 
-        // On a shared device, the registry lock is held while this binding takes its slot and key.
-        using var registry = shared ? SwitchRegistry.Lock(real.Index, real.Name) : null;
         SwitchPort? port = null;
         FileDescriptor? slotLock = null;
         string peerName = PeerNameFor(real.Index);
-        if (shared)
+        if (sw is not null)
         {
-            var sw = cleanup.Add(RealSwitch.Open(real.Index, real.Name));
-            SwitchRegistry.Sweep(sw, dead => RemoveStalePeer(rtnl, PeerNameFor(real.Index, dead)));
             CheckKey(sw, real, options.Mode, options.Vlan, mac);
             (slotLock, int slot) = SwitchRegistry.Claim(real.Index, real.Name, owner);
             cleanup.Add(slotLock);
@@ -188,9 +200,6 @@ public sealed class Attachment : IDisposable
             sw.Put(new SwitchKey(real.Mac, 0), HostEntry(real.Index));
             port = new SwitchPort(sw, slot, options.Vlan, ToSwitchMode(options.Mode), mac);
         }
-
-        // A kernel-datapath pair in another namespace that a killed attach to this device (or slot) left behind.
-        RemoveStalePeer(rtnl, peerName);
 
         var shape = DatapathFactory.ShapeFor(options.Datapath, otherNamespace: netns is not null);
         var spec = new VirtualDeviceSpec(options.Name, mac, real.Link, $"{AliasPrefix}: bound to {real.Name}", netns, options.Netns);
@@ -301,6 +310,21 @@ public sealed class Attachment : IDisposable
         {
             string where = netns is null ? "" : $" in {netns.Description}";
             throw new VirtnetException(FailureKind.NameInUse, "attach", name, $"{name}: name already in use{where}", Errno.EEXIST);
+        }
+    }
+
+    /// <summary>The veth pairs of dead bindings in any slot of a shared device (call with the registry lock held).</summary>
+    private static void RemoveDeadPeers(RtNetlink rtnl, int realIndex)
+    {
+        string prefix = PeerNameFor(realIndex, 0)[..^1];
+        foreach (var link in rtnl.GetLinks())
+        {
+            if (link.Name.StartsWith(prefix, StringComparison.Ordinal)
+                && int.TryParse(link.Name.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int slot)
+                && !SwitchRegistry.IsAlive(realIndex, slot))
+            {
+                RemoveStalePeer(rtnl, link.Name);
+            }
         }
     }
 
@@ -445,9 +469,11 @@ public sealed class Attachment : IDisposable
         if ((change & RealDeviceChange.Mac) != 0 && _followMac)
         {
             // --mac inherit is macvlan passthru's: the virtual device keeps the real device's address.
+            // Programs that match on the MAC first (the classify program of --netns): once the device answers
+            // with its new address, frames for it are already seen as its own.
             var mac = _real.Mac;
-            _virtual.SetMac(_rtnl, mac);
             _datapath.OnVirtualMacChanged(mac);
+            _virtual.SetMac(_rtnl, mac);
             if (_port is not null)
             {
                 using var registry = SwitchRegistry.Lock(RealIndex, RealName);

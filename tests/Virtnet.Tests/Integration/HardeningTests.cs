@@ -226,6 +226,7 @@ public class HardeningTests(ITestOutputHelper output)
         const string NewMac = "02:42:ac:11:00:07";
         Net.Ip(lab.A, "link", "set", Lab.Real, "address", NewMac);
         Net.WaitUntil(() => Net.Mac(where, Lab.Virtual) == NewMac, Net.FollowDeadline, () => Net.LinkText(where, Lab.Virtual) + "\n" + virtnet.Describe());
+        Net.WaitUntil(() => virtnet.Stdout.Contains($"mac {NewMac} (following", StringComparison.Ordinal), Net.FollowDeadline, virtnet.Describe);
         // vb learns the new address on its next ARP exchange: flush, then ping.
         Net.Ip(lab.B, "neigh", "flush", "dev", Lab.Peer);
         Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);

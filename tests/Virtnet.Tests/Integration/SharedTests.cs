@@ -545,6 +545,30 @@ public class SharedTests(ITestOutputHelper output)
         Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
     }
 
+    [SkippableFact]
+    public void Sigkill_OfTheLastBinding_LeavesOnlyAnInertPair_WhichTheNextAttachRemoves()
+    {
+        Root.Require();
+        using var c = new TestNetns("shlc");
+        using var lab = Lab.Create("shl", 49, output);
+        var v1 = Shared.Bind(lab, "kernel", "v1", "bridge", c, Ip(49, 11));
+        string peer = v1.Peer!;
+        v1.Process.Signal(TestLibc.SIGKILL);
+        Assert.True(v1.Process.WaitForExit(TimeSpan.FromSeconds(5)), "v1 survived SIGKILL?");
+
+        // No binding is left to sweep: the switch went with the last fds, the pair stays, inert.
+        Net.WaitUntil(() => Net.HooksEmpty(lab.A, Lab.Real), TimeSpan.FromSeconds(2), () => Net.DescribeHooks(lab.A, Lab.Real));
+        Assert.True(Net.Exists(lab.A, peer), $"{peer} gone already: {string.Join(' ', Net.LinkNames(lab.A))}");
+
+        // The same binding again, same name in the same namespace: the left pair is removed first.
+        var again = Shared.Bind(lab, "kernel", "v1", "bridge", c, Ip(49, 11));
+        Assert.False(Net.Exists(lab.A, peer) && peer != again.Peer, $"{peer} still in A: {string.Join(' ', Net.LinkNames(lab.A))}");
+        Net.AssertPing(lab.B, lab.B4, Ip(49, 11), count: 2);
+        again.Stop();
+        Assert.DoesNotContain(Net.LinkNames(lab.A), n => n.StartsWith("vnpeer", StringComparison.Ordinal));
+        Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
+    }
+
     [SkippableTheory]
     [InlineData("kernel")]
     [InlineData("user")]
