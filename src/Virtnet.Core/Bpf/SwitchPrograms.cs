@@ -193,14 +193,8 @@ internal static class SwitchPrograms
         var next = asm.DefineLabel();
         var group = asm.DefineLabel();
         asm.MovReg(BpfReg.R6, BpfReg.R1);
-        EmitBoundsAndVlan(asm, next, fixedVlan: null);
-        EmitKeys(asm, withSource: true, fixedVlan: null);
-        asm.JneImm(BpfReg.R9, 0, group);
-        EmitLookup(asm, portsFd, DstKey)
-           .JeqImm(BpfReg.R0, 0, next)
-           .MovReg(BpfReg.R8, BpfReg.R0)
-           .LdxB(BpfReg.R2, BpfReg.R8, EntryMode)
-           .JneImm(BpfReg.R2, (int)SwitchMode.Bridge, next);
+        EmitDestinationEntry(asm, portsFd, next, group, withSource: true, fixedVlan: null);
+        asm.JneImm(BpfReg.R2, (int)SwitchMode.Bridge, next);
         EmitFromSibling(asm, portsFd, next);
         EmitDeliver(asm, countsFd, atIngressHook: false, popVlan: true);
 
@@ -231,14 +225,8 @@ internal static class SwitchPrograms
         {
             var notHost = asm.DefineLabel();
             var hostCopy = asm.DefineLabel();
-            EmitBoundsAndVlan(asm, wire, fixedVlan: vlan);
-            EmitKeys(asm, withSource: false, fixedVlan: vlan);
-            asm.JneImm(BpfReg.R9, 0, group);
-            EmitLookup(asm, portsFd, DstKey)
-               .JeqImm(BpfReg.R0, 0, wire)
-               .MovReg(BpfReg.R8, BpfReg.R0)
-               .LdxB(BpfReg.R2, BpfReg.R8, EntryMode)
-               .JneImm(BpfReg.R2, (int)SwitchMode.Host, notHost)
+            EmitDestinationEntry(asm, portsFd, wire, group, withSource: false, fixedVlan: vlan);
+            asm.JneImm(BpfReg.R2, (int)SwitchMode.Host, notHost)
                .MovImm(BpfReg.R1, realIndex)
                .MovImm(BpfReg.R2, (int)Libc.BPF_F_INGRESS)
                .Call(BpfHelper.Redirect)
@@ -287,6 +275,21 @@ internal static class SwitchPrograms
 
         /// <summary>From the host or a bridge-mode binding: bridge-mode bindings of the VLAN but the source.</summary>
         BridgeOnly,
+    }
+
+    /// <summary>
+    /// R6 = ctx. The destination's entry in R8 and its mode in R2; to <paramref name="other"/> when the frame is too
+    /// short or its destination no binding's, to <paramref name="group"/> for a group destination (keys on the stack).
+    /// </summary>
+    private static void EmitDestinationEntry(BpfAssembler asm, int portsFd, BpfLabel other, BpfLabel group, bool withSource, int? fixedVlan)
+    {
+        EmitBoundsAndVlan(asm, other, fixedVlan);
+        EmitKeys(asm, withSource, fixedVlan);
+        asm.JneImm(BpfReg.R9, 0, group);
+        EmitLookup(asm, portsFd, DstKey)
+           .JeqImm(BpfReg.R0, 0, other)
+           .MovReg(BpfReg.R8, BpfReg.R0)
+           .LdxB(BpfReg.R2, BpfReg.R8, EntryMode);
     }
 
     /// <summary>R6 = ctx. Jumps to <paramref name="fail"/> if the frame has no Ethernet addresses; R2 = data. R7 = VLAN id (0 untagged) unless fixed.</summary>

@@ -1,6 +1,5 @@
 // The user datapath's ingress split, run in the kernel with BPF_PROG_TEST_RUN: the verifier accepts the program
 // and it sends each kind of frame down the road the design says (docs/design.md).
-using System.Runtime.InteropServices;
 using Virtnet.Bpf;
 using Virtnet.Native;
 using Virtnet.Tests.Infrastructure;
@@ -13,30 +12,7 @@ public class SplitIngressTests
     private const int Redirect = 7; // TC_ACT_REDIRECT: to the pump
     private const int Drop = 2;     // TCX_DROP: the ring has the copy
 
-    [StructLayout(LayoutKind.Explicit, Size = 80)]
-    private struct TestRunAttr
-    {
-        [FieldOffset(0)] public uint ProgFd;
-        [FieldOffset(4)] public uint Retval;
-        [FieldOffset(8)] public uint DataSizeIn;
-        [FieldOffset(16)] public ulong DataIn;
-        [FieldOffset(32)] public uint Repeat;
-    }
-
-    private static unsafe uint RunOnce(BpfProgram program, byte[] frame)
-    {
-        fixed (byte* data = frame)
-        {
-            var attr = new TestRunAttr { ProgFd = (uint)program.Handle.Fd, DataSizeIn = (uint)frame.Length, DataIn = (ulong)data, Repeat = 1 };
-            const int BPF_PROG_TEST_RUN = 10;
-            if (Libc.bpf(BPF_PROG_TEST_RUN, &attr, (uint)sizeof(TestRunAttr)) < 0)
-            {
-                throw new InvalidOperationException($"BPF_PROG_TEST_RUN: {LastError.Get().Format()}");
-            }
-
-            return attr.Retval;
-        }
-    }
+    private static uint RunOnce(BpfProgram program, byte[] frame) => BpfTestRun.Once(program, frame);
 
     private static byte[] Frame(ushort etherType, int length, int protocolOffset = -1, byte protocol = 0)
     {

@@ -2,7 +2,6 @@
 // no device: where each kind of frame goes, and what is counted for which slot. Redirect targets are ifindexes
 // that exist nowhere, so a redirect is only a verdict (TC_ACT_REDIRECT) and a copy (bpf_clone_redirect) fails and
 // is counted as such: the counters then say which slots a group frame was copied to, and nothing leaves the test.
-using System.Runtime.InteropServices;
 using Virtnet.Bpf;
 using Virtnet.Datapaths;
 using Virtnet.Native;
@@ -83,11 +82,11 @@ public sealed class SwitchProgramsTests : IDisposable
         Add(2, SwitchMode.Vepa);
         using var dispatch = Dispatch();
 
-        Assert.Equal(Redirect, TestRun.Once(dispatch, Frame(Mac(1), WireMac)));
-        Assert.Equal(Redirect, TestRun.Once(dispatch, Frame(Mac(2), WireMac)));
-        Assert.Equal(Redirect, TestRun.Once(dispatch, Frame(Mac(2), WireMac)));
-        Assert.Equal(Next, TestRun.Once(dispatch, Frame(Mac(9), WireMac)));   // nobody's: the stack
-        Assert.Equal(Next, TestRun.Once(dispatch, Frame(HostMac, WireMac)));  // the host's own
+        Assert.Equal(Redirect, BpfTestRun.Once(dispatch, Frame(Mac(1), WireMac)));
+        Assert.Equal(Redirect, BpfTestRun.Once(dispatch, Frame(Mac(2), WireMac)));
+        Assert.Equal(Redirect, BpfTestRun.Once(dispatch, Frame(Mac(2), WireMac)));
+        Assert.Equal(Next, BpfTestRun.Once(dispatch, Frame(Mac(9), WireMac)));   // nobody's: the stack
+        Assert.Equal(Next, BpfTestRun.Once(dispatch, Frame(HostMac, WireMac)));  // the host's own
         Assert.Equal(1UL, Count(1, SwitchCount.In));
         Assert.Equal(2UL, Count(2, SwitchCount.In));
         Assert.Equal(0UL, Count(3, SwitchCount.In));
@@ -100,7 +99,7 @@ public sealed class SwitchProgramsTests : IDisposable
         Add(1, SwitchMode.Bridge, flags: SwitchPrograms.FlagIngress | SwitchPrograms.FlagDown);
         using var dispatch = Dispatch();
 
-        Assert.Equal(Drop, TestRun.Once(dispatch, Frame(Mac(1), WireMac)));
+        Assert.Equal(Drop, BpfTestRun.Once(dispatch, Frame(Mac(1), WireMac)));
         Assert.Equal(1UL, Count(1, SwitchCount.InDropDown));
         Assert.Equal(0UL, Count(1, SwitchCount.In));
     }
@@ -115,13 +114,13 @@ public sealed class SwitchProgramsTests : IDisposable
         using var dispatch = Dispatch();
 
         // Hairpinned back from the wire: sibling -> private, private -> sibling: dropped, counted at the target.
-        Assert.Equal(Drop, TestRun.Once(dispatch, Frame(Mac(2), Mac(1))));
-        Assert.Equal(Drop, TestRun.Once(dispatch, Frame(Mac(3), Mac(2))));
+        Assert.Equal(Drop, BpfTestRun.Once(dispatch, Frame(Mac(2), Mac(1))));
+        Assert.Equal(Drop, BpfTestRun.Once(dispatch, Frame(Mac(3), Mac(2))));
         Assert.Equal(1UL, Count(2, SwitchCount.InDropPrivate));
         Assert.Equal(1UL, Count(3, SwitchCount.InDropPrivate));
         // Two bridge-mode siblings hairpinned: delivered (the switch did it, as vepa's would); the wire: delivered.
-        Assert.Equal(Redirect, TestRun.Once(dispatch, Frame(Mac(3), Mac(1))));
-        Assert.Equal(Redirect, TestRun.Once(dispatch, Frame(Mac(2), WireMac)));
+        Assert.Equal(Redirect, BpfTestRun.Once(dispatch, Frame(Mac(3), Mac(1))));
+        Assert.Equal(Redirect, BpfTestRun.Once(dispatch, Frame(Mac(2), WireMac)));
     }
 
     [SkippableFact]
@@ -136,15 +135,15 @@ public sealed class SwitchProgramsTests : IDisposable
         using var dispatch = Dispatch();
 
         // From the wire: every untagged binding gets a copy (here the copies fail: no such device), the stack the frame.
-        Assert.Equal(Next, TestRun.Once(dispatch, Frame(Broadcast, WireMac)));
+        Assert.Equal(Next, BpfTestRun.Once(dispatch, Frame(Broadcast, WireMac)));
         Assert.Equal([1UL, 1UL, 1UL, 0UL], Failed(1, 2, 3, 4));
 
         // From binding 1, hairpinned: not back to 1, not to the private binding.
-        Assert.Equal(Next, TestRun.Once(dispatch, Frame(Broadcast, Mac(1))));
+        Assert.Equal(Next, BpfTestRun.Once(dispatch, Frame(Broadcast, Mac(1))));
         Assert.Equal([1UL, 2UL, 1UL, 0UL], Failed(1, 2, 3, 4));
 
         // From the private binding: no sibling at all.
-        Assert.Equal(Next, TestRun.Once(dispatch, Frame(Broadcast, Mac(3))));
+        Assert.Equal(Next, BpfTestRun.Once(dispatch, Frame(Broadcast, Mac(3))));
         Assert.Equal([1UL, 2UL, 1UL, 0UL], Failed(1, 2, 3, 4));
     }
 
@@ -156,14 +155,14 @@ public sealed class SwitchProgramsTests : IDisposable
         using var dispatch = Dispatch();
 
         // Untagged frames (a test run has no tag) are not VLAN 30's: the stack gets them.
-        Assert.Equal(Next, TestRun.Once(dispatch, Frame(Mac(5), WireMac)));
-        Assert.Equal(Next, TestRun.Once(dispatch, Frame(Broadcast, WireMac)));
+        Assert.Equal(Next, BpfTestRun.Once(dispatch, Frame(Mac(5), WireMac)));
+        Assert.Equal(Next, BpfTestRun.Once(dispatch, Frame(Broadcast, WireMac)));
         Assert.Equal(0UL, Count(1, SwitchCount.In));
 
         // An untagged passthru binding (key MAC 0, VLAN 0) would take every untagged frame.
         Add(2, SwitchMode.Passthru, vlan: 0);
-        Assert.Equal(Redirect, TestRun.Once(dispatch, Frame(Mac(5), WireMac)));
-        Assert.Equal(Redirect, TestRun.Once(dispatch, Frame(Broadcast, WireMac)));
+        Assert.Equal(Redirect, BpfTestRun.Once(dispatch, Frame(Mac(5), WireMac)));
+        Assert.Equal(Redirect, BpfTestRun.Once(dispatch, Frame(Broadcast, WireMac)));
         Assert.Equal(2UL, Count(2, SwitchCount.In));
     }
 
@@ -177,14 +176,14 @@ public sealed class SwitchProgramsTests : IDisposable
         Add(3, SwitchMode.Bridge);
         using var host = Host();
 
-        Assert.Equal(Redirect, TestRun.Once(host, Frame(Mac(1), HostMac)));
-        Assert.Equal(Next, TestRun.Once(host, Frame(Mac(2), HostMac)));    // vepa: the host reaches it through the wire
-        Assert.Equal(Next, TestRun.Once(host, Frame(WireMac, HostMac)));
-        Assert.Equal(Next, TestRun.Once(host, Frame(Mac(1), Mac(2))));     // a sibling's frame on its way out: untouched
+        Assert.Equal(Redirect, BpfTestRun.Once(host, Frame(Mac(1), HostMac)));
+        Assert.Equal(Next, BpfTestRun.Once(host, Frame(Mac(2), HostMac)));    // vepa: the host reaches it through the wire
+        Assert.Equal(Next, BpfTestRun.Once(host, Frame(WireMac, HostMac)));
+        Assert.Equal(Next, BpfTestRun.Once(host, Frame(Mac(1), Mac(2))));     // a sibling's frame on its way out: untouched
         Assert.Equal(1UL, Count(1, SwitchCount.In));
 
         // The host's broadcast: a copy for each bridge-mode binding, then the wire.
-        Assert.Equal(Next, TestRun.Once(host, Frame(Broadcast, HostMac)));
+        Assert.Equal(Next, BpfTestRun.Once(host, Frame(Broadcast, HostMac)));
         Assert.Equal([1UL, 0UL, 1UL], Failed(1, 2, 3));
     }
 
@@ -198,16 +197,16 @@ public sealed class SwitchProgramsTests : IDisposable
         Add(3, SwitchMode.Vepa);
         using var out1 = Out(1, SwitchMode.Bridge);
 
-        Assert.Equal(Redirect, TestRun.Once(out1, Frame(Mac(2), Mac(1))));   // sibling
-        Assert.Equal(Redirect, TestRun.Once(out1, Frame(HostMac, Mac(1))));  // host
-        Assert.Equal(Redirect, TestRun.Once(out1, Frame(Mac(3), Mac(1))));   // vepa sibling: the wire (a redirect too)
-        Assert.Equal(Redirect, TestRun.Once(out1, Frame(WireMac, Mac(1))));
+        Assert.Equal(Redirect, BpfTestRun.Once(out1, Frame(Mac(2), Mac(1))));   // sibling
+        Assert.Equal(Redirect, BpfTestRun.Once(out1, Frame(HostMac, Mac(1))));  // host
+        Assert.Equal(Redirect, BpfTestRun.Once(out1, Frame(Mac(3), Mac(1))));   // vepa sibling: the wire (a redirect too)
+        Assert.Equal(Redirect, BpfTestRun.Once(out1, Frame(WireMac, Mac(1))));
         Assert.Equal(4UL, Count(1, SwitchCount.Out));
         Assert.Equal(1UL, Count(2, SwitchCount.In));   // only the frame for 2 reached 2
         Assert.Equal(0UL, Count(3, SwitchCount.In));   // the vepa sibling's went to the wire
 
         // Its broadcast: a copy for the other bridge-mode binding (not itself, not vepa), the host's copy, the wire.
-        Assert.Equal(Redirect, TestRun.Once(out1, Frame(Broadcast, Mac(1))));
+        Assert.Equal(Redirect, BpfTestRun.Once(out1, Frame(Broadcast, Mac(1))));
         Assert.Equal([0UL, 1UL, 0UL], Failed(1, 2, 3));
     }
 
@@ -220,8 +219,8 @@ public sealed class SwitchProgramsTests : IDisposable
         Add(2, SwitchMode.Vepa);
         using var out2 = Out(2, SwitchMode.Vepa);
 
-        Assert.Equal(Redirect, TestRun.Once(out2, Frame(Mac(1), Mac(2))));
-        Assert.Equal(Redirect, TestRun.Once(out2, Frame(Broadcast, Mac(2))));
+        Assert.Equal(Redirect, BpfTestRun.Once(out2, Frame(Mac(1), Mac(2))));
+        Assert.Equal(Redirect, BpfTestRun.Once(out2, Frame(Broadcast, Mac(2))));
         Assert.Equal(0UL, Count(1, SwitchCount.In));
         Assert.Equal(0UL, Count(1, SwitchCount.InDropFailed));
         Assert.Equal(2UL, Count(2, SwitchCount.Out));
@@ -254,34 +253,5 @@ public sealed class SwitchProgramsTests : IDisposable
         Sw.SetGroupSlot(5, null);
         Assert.Equal([6], Sw.GroupEntries().Select(e => e.Slot));
         Assert.Equal(SwitchMode.Bridge, Assert.Single(Sw.GroupEntries()).Mode);
-    }
-
-    /// <summary>BPF_PROG_TEST_RUN of a tc program over one frame: its return value.</summary>
-    private static class TestRun
-    {
-        [StructLayout(LayoutKind.Explicit, Size = 80)]
-        private struct Attr
-        {
-            [FieldOffset(0)] public uint ProgFd;
-            [FieldOffset(4)] public uint Retval;
-            [FieldOffset(8)] public uint DataSizeIn;
-            [FieldOffset(16)] public ulong DataIn;
-            [FieldOffset(32)] public uint Repeat;
-        }
-
-        public static unsafe uint Once(BpfProgram program, byte[] frame)
-        {
-            fixed (byte* data = frame)
-            {
-                var attr = new Attr { ProgFd = (uint)program.Handle.Fd, DataSizeIn = (uint)frame.Length, DataIn = (ulong)data, Repeat = 1 };
-                const int BPF_PROG_TEST_RUN = 10;
-                if (Libc.bpf(BPF_PROG_TEST_RUN, &attr, (uint)sizeof(Attr)) < 0)
-                {
-                    throw new InvalidOperationException($"BPF_PROG_TEST_RUN: {LastError.Get().Format()}");
-                }
-
-                return attr.Retval;
-            }
-        }
     }
 }

@@ -3,7 +3,6 @@
 // peer's redirect to a down device is freed by the kernel without any counter (skb_do_redirect), so without
 // virtnet's own "device down" drop those frames would vanish; the user datapath's forwarder finds the TAP down
 // when it writes ("send failed").
-using System.Buffers.Binary;
 using System.Text.RegularExpressions;
 using Virtnet.Tests.Infrastructure;
 using Xunit;
@@ -41,18 +40,7 @@ public partial class DropCauseTests(ITestOutputHelper output)
             Net.WaitUntil(() => virtnet.Stdout.Contains($"{Lab.Virtual}: down;", StringComparison.Ordinal), TimeSpan.FromSeconds(3), virtnet.Describe);
         }
 
-        var frame = new byte[60];
-        mac.CopyTo(frame, 0);
-        Net.MacBytes(lab.B, Lab.Peer).CopyTo(frame, 6);
-        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x88B5);
-        using (var sender = PacketSocket.Open(lab.B, Lab.Peer))
-        {
-            for (int i = 0; i < Frames; i++)
-            {
-                sender.Send(frame);
-            }
-        }
-
+        PacketSocket.Burst(lab.B, Lab.Peer, mac, Frames);
         Thread.Sleep(300);
         virtnet.Signal(TestLibc.SIGINT);
         Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), virtnet.Describe());

@@ -275,17 +275,7 @@ public class HardeningTests(ITestOutputHelper output)
         var virtnet = lab.Up("kernel");
         Net.Ip(lab.A, "link", "set", Lab.Virtual, "down");
         const int Frames = 300;
-        var frame = new byte[60];
-        Net.MacBytes(lab.A, Lab.Virtual).CopyTo(frame, 0);
-        Net.MacBytes(lab.B, Lab.Peer).CopyTo(frame, 6);
-        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x88B5);
-        using (var sender = PacketSocket.Open(lab.B, Lab.Peer))
-        {
-            for (int i = 0; i < Frames; i++)
-            {
-                sender.Send(frame);
-            }
-        }
+        PacketSocket.Burst(lab.B, Lab.Peer, Net.MacBytes(lab.A, Lab.Virtual), Frames);
 
         Thread.Sleep(200);
         virtnet.Signal(TestLibc.SIGINT);

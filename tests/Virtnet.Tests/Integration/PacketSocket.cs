@@ -85,6 +85,24 @@ internal sealed unsafe class PacketSocket : IDisposable
         Check(Libc.setsockopt(_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(int)), "PACKET_QDISC_BYPASS");
     }
 
+    /// <summary>
+    /// Sends <paramref name="count"/> 60-byte frames of the IEEE local experimental EtherType (nothing handles it)
+    /// from <paramref name="device"/> in <paramref name="ns"/> to <paramref name="destination"/>.
+    /// </summary>
+    public static void Burst(TestNetns ns, string device, byte[] destination, int count)
+    {
+        var frame = new byte[60];
+        destination.CopyTo(frame, 0);
+        Net.MacBytes(ns, device).CopyTo(frame, 6);
+        frame[12] = 0x88;
+        frame[13] = 0xB5;
+        using var sender = Open(ns, device);
+        for (int i = 0; i < count; i++)
+        {
+            sender.Send(frame);
+        }
+    }
+
     /// <summary>Transmits one complete Ethernet frame on the bound device.</summary>
     public void Send(ReadOnlySpan<byte> frame)
     {

@@ -545,6 +545,41 @@ public class SharedTests(ITestOutputHelper output)
         Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
     }
 
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void AddingAndRemovingOthers_LosesNoFrameOfARunningBinding(string datapath)
+    {
+        Root.Require();
+        const int X = 48;
+        using var c = new TestNetns($"sharc{datapath[0]}");
+        using var d = new TestNetns($"shard{datapath[0]}");
+        using var lab = Lab.Create($"shar{datapath[0]}", X, output);
+        var v2 = Shared.Bind(lab, datapath, "v2", "bridge", d, Ip(X, 12));
+        Net.AssertPing(lab.B, lab.B4, v2.Address!, count: 2);
+
+        // 400 echoes to v2 at 10 ms while others come and go: the first binding after v2 (the switch's tables
+        // change), one stopped cleanly, one killed, one on a VLAN, one on the whole of that VLAN.
+        RunResult? flood = null;
+        var pinger = new Thread(() => flood = lab.B.Try(TimeSpan.FromSeconds(30), "ping", "-n", "-q", "-i", "0.01", "-c", "400", "-W", "1", "-I", lab.B4, v2.Address!))
+        { IsBackground = true, Name = "ping v2" };
+        pinger.Start();
+        var v1 = Shared.Bind(lab, datapath, "v1", "bridge", c, Ip(X, 11));
+        v1.Stop();
+        var v3 = Shared.Bind(lab, datapath, "v3", "vepa", c, Ip(X, 13));
+        v3.Process.Signal(TestLibc.SIGKILL);
+        Assert.True(v3.Process.WaitForExit(TimeSpan.FromSeconds(5)), "v3 survived SIGKILL?");
+        var t1 = Shared.Bind(lab, datapath, "t1", "passthru", null, null, "--vlan", "7");
+        t1.Stop();
+
+        Assert.True(pinger.Join(TimeSpan.FromSeconds(30)), "the ping to v2 did not end");
+        output.WriteLine($"ping to v2 while others came and went: {flood!.Stdout.Trim()}");
+        var (sent, received) = Shared.PingTotals(flood.Stdout);
+        Assert.True(flood.ExitCode == 0 && sent == 400 && received == 400, $"v2 lost echoes while other bindings came and went: {flood.All}");
+        v2.Stop();
+        Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
+    }
+
     [SkippableFact]
     public void Sigkill_OfTheLastBinding_LeavesOnlyAnInertPair_WhichTheNextAttachRemoves()
     {
