@@ -31,9 +31,15 @@ internal static unsafe class Program
     /// <summary>
     /// flood DEVICE HEXFRAME [CPU [mmsg|ring]]: prints "N packets outgoing" (trafgen's wording) when stopped.
     /// flood tcx-chain DEVICE N: holds N non-matching programs on DEVICE's tcx ingress (TcxChain.cs).
+    /// flood prog-bench [REPEAT]: each ingress program's own run time (ProgBench.cs).
     /// </summary>
     public static int Main(string[] args)
     {
+        if (args.Length >= 1 && args[0] == "prog-bench")
+        {
+            return ProgBench.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000);
+        }
+
         if (args.Length == 3 && args[0] == "tcx-chain")
         {
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; s_stop = true; });

@@ -35,7 +35,7 @@ public sealed class Attachment : IDisposable
     internal const string AliasPrefix = "virtnet";
 
     /// <summary>Names of virtnet's private devices (the user datapath's pump, the kernel datapath's veth peer).</summary>
-    private static readonly string[] s_reservedPrefixes = ["vnpeer", "vnpump"];
+    private static readonly string[] s_reservedPrefixes = ["vnpeer", "vnpump", "vnring"];
 
     private readonly RtNetlink _rtnl;
     private readonly RealDevice _real;
@@ -123,7 +123,7 @@ public sealed class Attachment : IDisposable
         DeviceName.Validate(options.Name);
         if (s_reservedPrefixes.Any(p => options.Name.StartsWith(p, StringComparison.Ordinal)))
         {
-            throw new VirtnetException(FailureKind.ReservedName, "attach", options.Name, $"{options.Name}: names starting with vnpeer or vnpump are virtnet's own", Errno.EINVAL);
+            throw new VirtnetException(FailureKind.ReservedName, "attach", options.Name, $"{options.Name}: names starting with vnpeer, vnpump or vnring are virtnet's own", Errno.EINVAL);
         }
 
         if (options.Vlan is < 0 or > 4094)
@@ -165,7 +165,9 @@ public sealed class Attachment : IDisposable
 
         // On a shared device, the registry lock is held while this binding takes its slot and key. First what dead
         // bindings left: their entries in the switch and their veth pairs (whose far ends may hold the name wanted).
-        using var registry = shared ? SwitchRegistry.Lock(real.Index, real.Name) : null;
+        // On failure the cleanup runs before the lock is let go (its first item, so undone last).
+        FileDescriptor? registry = shared ? SwitchRegistry.Lock(real.Index, real.Name) : null;
+        cleanup.Add(() => registry?.Dispose());
         RealSwitch? sw = null;
         if (shared)
         {
@@ -193,7 +195,8 @@ public sealed class Attachment : IDisposable
         if (sw is not null)
         {
             CheckKey(sw, real, options.Mode, options.Vlan, mac);
-            (slotLock, int slot) = SwitchRegistry.Claim(real.Index, real.Name, owner);
+            // A slot whose private devices are still there (a killed binding's TAPs on their way out) is skipped.
+            (slotLock, int slot) = SwitchRegistry.Claim(real.Index, real.Name, owner, s => DatapathFactory.SlotDeviceNames(real.Index, s).Any(n => rtnl.TryGetLink(n) is not null));
             cleanup.Add(slotLock);
             peerName = PeerNameFor(real.Index, slot);
             sw.ResetCounters(slot);
@@ -216,6 +219,7 @@ public sealed class Attachment : IDisposable
         virt.BringUp(rtnl, real.Carrier);
         datapath.Publish();
         cleanup.Commit();
+        registry?.Dispose();
         netns?.Dispose();
         return new Attachment(rtnl, real, virt, datapath, membership, guard, followMac: macMode == MacMode.Inherit)
         {

@@ -20,6 +20,10 @@ internal static class DatapathFactory
         _ => VirtualDeviceShape.Tap(UserDatapath.QueuesFor()),
     };
 
+    /// <summary>The private devices a binding in switch slot <paramref name="slot"/> of a shared real device may make, by name.</summary>
+    public static string[] SlotDeviceNames(int realIndex, int slot)
+        => [Attachment.PeerNameFor(realIndex, slot), UserDatapath.PumpNameFor(realIndex, slot), UserDatapath.RingNameFor(realIndex, slot)];
+
     /// <summary>Makes and starts the datapath on the device <see cref="ShapeFor"/> asked for.</summary>
     public static IDatapath Create(DatapathKind kind, DatapathSetup setup) => kind switch
     {

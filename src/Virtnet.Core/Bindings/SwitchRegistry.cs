@@ -35,11 +35,16 @@ internal static class SwitchRegistry
         return fd;
     }
 
-    /// <summary>Takes the first free slot and writes its owner's description into it.</summary>
-    public static (FileDescriptor Lock, int Slot) Claim(int ifindex, string device, string owner)
+    /// <summary>Takes the first free slot (not <paramref name="busy"/>) and writes its owner's description into it.</summary>
+    public static (FileDescriptor Lock, int Slot) Claim(int ifindex, string device, string owner, Func<int, bool>? busy = null)
     {
         for (int slot = 0; slot < SwitchPrograms.MaxPorts; slot++)
         {
+            if (busy?.Invoke(slot) == true)
+            {
+                continue;
+            }
+
             var fd = AttachGuard.OpenLockFile(SlotPath(ifindex, slot), device);
             if (Libc.flock(fd.Fd, Libc.LOCK_EX | Libc.LOCK_NB) == 0)
             {

@@ -19,10 +19,10 @@ internal sealed class BpfMap : IDisposable
     public string Name { get; }
 
     /// <summary>BPF_MAP_CREATE.</summary>
-    public static unsafe BpfMap Create(uint type, string name, int keySize, int valueSize, int maxEntries)
+    public static unsafe BpfMap Create(uint type, string name, int keySize, int valueSize, int maxEntries, uint flags = 0)
     {
         const string Op = "BPF_MAP_CREATE";
-        var attr = new BpfAttrMapCreate { MapType = type, KeySize = (uint)keySize, ValueSize = (uint)valueSize, MaxEntries = (uint)maxEntries };
+        var attr = new BpfAttrMapCreate { MapType = type, KeySize = (uint)keySize, ValueSize = (uint)valueSize, MaxEntries = (uint)maxEntries, MapFlags = flags };
         BpfNames.Write(name, new Span<byte>(attr.MapName, Libc.BPF_OBJ_NAME_LEN), Op, null);
         int fd = Libc.bpf(Libc.BPF_MAP_CREATE, &attr, (uint)sizeof(BpfAttrMapCreate));
         if (fd < 0)

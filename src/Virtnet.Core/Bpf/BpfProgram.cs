@@ -48,7 +48,8 @@ internal sealed class BpfProgram : IDisposable
     public static BpfProgram LoadSocketFilter(string name, ReadOnlySpan<BpfInsn> instructions, string device)
         => Load(Libc.BPF_PROG_TYPE_SOCKET_FILTER, name, instructions, device);
 
-    private static unsafe BpfProgram Load(uint type, string name, ReadOnlySpan<BpfInsn> instructions, string device)
+    /// <summary>BPF_PROG_LOAD of any program type (e.g. XDP, for the tests that redirect into a virtual device).</summary>
+    internal static unsafe BpfProgram Load(uint type, string name, ReadOnlySpan<BpfInsn> instructions, string device, uint expectedAttachType = 0)
     {
         const string Op = "BPF_PROG_LOAD";
         if (instructions.IsEmpty)
@@ -70,6 +71,7 @@ internal sealed class BpfProgram : IDisposable
             attr.InsnCnt = (uint)instructions.Length;
             attr.Insns = (ulong)insns;
             attr.License = (ulong)lic;
+            attr.ExpectedAttachType = expectedAttachType;
             fd = Libc.bpf(Libc.BPF_PROG_LOAD, &attr, (uint)sizeof(BpfAttrProgLoad));
             if (fd >= 0)
             {

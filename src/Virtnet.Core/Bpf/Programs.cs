@@ -319,7 +319,7 @@ internal static class Programs
     /// bpf_skb_load_bytes from the Ethernet header on (tc and socket filters both see it from L2; an 802.1Q tag has
     /// been moved to skb metadata by then). A frame too short to tell is "other".
     /// </summary>
-    private static void EmitIsTcpOrLarge(BpfAssembler asm, int maxRingFrame, BpfLabel tcp, BpfLabel other)
+    internal static void EmitIsTcpOrLarge(BpfAssembler asm, int maxRingFrame, BpfLabel tcp, BpfLabel other)
     {
         var ipv6 = asm.DefineLabel();
         var load = asm.DefineLabel();

@@ -75,12 +75,13 @@ internal static class SwitchPrograms
     public const int GroupHeaderSize = 16;
     public const int GroupValueSize = GroupHeaderSize + (MaxPorts * EntrySize);
 
-    // SwitchEntry: u32 ifindex, u32 flags, u16 vlan, u8 mode, u8 slot, u32 reserved.
+    // SwitchEntry: u32 ifindex, u32 flags, u16 vlan, u8 mode, u8 slot, u32 split ifindex.
     public const short EntryIfindex = 0;
     public const short EntryFlags = 4;
     public const short EntryVlan = 8;
     public const short EntryMode = 10;
     public const short EntrySlot = 11;
+    public const short EntrySplit = 12;
 
     /// <summary>Entry flag: redirect with BPF_F_INGRESS (a TAP: the frame is received by the device).</summary>
     public const int FlagIngress = 1;
@@ -90,6 +91,13 @@ internal static class SwitchPrograms
 
     /// <summary>Entry flag: the binding's device is down; its frames are dropped and counted.</summary>
     public const int FlagDown = 4;
+
+    /// <summary>
+    /// Entry flag (user datapath): TCP and frames longer than a ring slot go to the entry's ifindex (the pump, whose
+    /// reads carry GSO super-frames); every other frame is received (BPF_F_INGRESS) by the split ifindex, a private
+    /// device whose packet rings the forwarders drain in batches. The same split as the whole-device user datapath's.
+    /// </summary>
+    public const int FlagSplit = 8;
 
     /// <summary>Group header: u32 number of private-mode bindings (0: no frame needs the source check).</summary>
     public const short HeaderPrivateCount = 0;
@@ -119,6 +127,7 @@ internal static class SwitchPrograms
     private const short SrcSlot = -40;
     private const short SrcMode = -44;
     private const short CountKey = -48;
+    private const short EntryCopy = -64;   // 16 bytes: the looked-up ports entry, copied
 
     private const int NoSlot = 0xffff;
 
@@ -157,9 +166,9 @@ internal static class SwitchPrograms
            .JneImm(BpfReg.R0, 0, found);
         EmitPassthruLookup(asm, portsFd)
            .JeqImm(BpfReg.R0, 0, next)
-           .Mark(found)
-           .MovReg(BpfReg.R8, BpfReg.R0)
-           .LdxB(BpfReg.R2, BpfReg.R8, EntryMode)
+           .Mark(found);
+        EmitTakeEntry(asm);
+        asm.LdxB(BpfReg.R2, BpfReg.R8, EntryMode)
            .JeqImm(BpfReg.R2, (int)SwitchMode.Host, next);
         var allowed = asm.DefineLabel();
         var blocked = asm.DefineLabel();
@@ -236,7 +245,6 @@ internal static class SwitchPrograms
             EmitDeliver(asm, countsFd, atIngressHook, popVlan: false);
 
             asm.Mark(group);
-            asm.StW(BpfReg.R10, SrcSlot, slot);
             EmitFanOut(asm, groupFd, countsFd, FanOutRule.BridgeOnly, slot, vlan, hostCopy);
             asm.Mark(hostCopy);
             if (vlan == 0)
@@ -287,10 +295,22 @@ internal static class SwitchPrograms
         EmitKeys(asm, withSource, fixedVlan);
         asm.JneImm(BpfReg.R9, 0, group);
         EmitLookup(asm, portsFd, DstKey)
-           .JeqImm(BpfReg.R0, 0, other)
-           .MovReg(BpfReg.R8, BpfReg.R0)
-           .LdxB(BpfReg.R2, BpfReg.R8, EntryMode);
+           .JeqImm(BpfReg.R0, 0, other);
+        EmitTakeEntry(asm);
+        asm.LdxB(BpfReg.R2, BpfReg.R8, EntryMode);
     }
+
+    /// <summary>
+    /// R8 = a copy on the stack of the ports entry R0 points to. A hash map element that another process replaces or
+    /// deletes may be reused at once; what the program goes on to read (across helper calls) is its own copy.
+    /// </summary>
+    private static void EmitTakeEntry(BpfAssembler asm)
+        => asm.LdxDW(BpfReg.R1, BpfReg.R0, 0)
+              .StxDW(BpfReg.R10, BpfReg.R1, EntryCopy)
+              .LdxDW(BpfReg.R1, BpfReg.R0, 8)
+              .StxDW(BpfReg.R10, BpfReg.R1, (short)(EntryCopy + 8))
+              .MovReg(BpfReg.R8, BpfReg.R10)
+              .AddImm(BpfReg.R8, EntryCopy);
 
     /// <summary>R6 = ctx. Jumps to <paramref name="fail"/> if the frame has no Ethernet addresses; R2 = data. R7 = VLAN id (0 untagged) unless fixed.</summary>
     private static void EmitBoundsAndVlan(BpfAssembler asm, BpfLabel fail, int? fixedVlan)
@@ -426,7 +446,21 @@ internal static class SwitchPrograms
                .Mark(untagged);
         }
 
+        // The split test overwrites R7 and the stack's first 8 bytes (DstKey); every path from here exits.
+        var whole = asm.DefineLabel();
+        var small = asm.DefineLabel();
         asm.LdxW(BpfReg.R2, BpfReg.R8, EntryFlags)
+           .Alu64Imm(BpfCode.BPF_AND, BpfReg.R2, FlagSplit)
+           .JeqImm(BpfReg.R2, 0, whole)
+           .MovReg(BpfReg.R1, BpfReg.R6);
+        Programs.EmitIsTcpOrLarge(asm, PacketRing.MaxFrame, whole, small);
+        asm.Mark(small)
+           .LdxW(BpfReg.R1, BpfReg.R8, EntrySplit)
+           .MovImm(BpfReg.R2, (int)Libc.BPF_F_INGRESS)
+           .Call(BpfHelper.Redirect)
+           .Exit()
+           .Mark(whole)
+           .LdxW(BpfReg.R2, BpfReg.R8, EntryFlags)
            .LdxW(BpfReg.R1, BpfReg.R8, EntryIfindex);
         if (atIngressHook)
         {
@@ -453,7 +487,6 @@ internal static class SwitchPrograms
     /// </summary>
     private static void EmitFanOut(BpfAssembler asm, int groupFd, int countsFd, FanOutRule rule, int ownSlot, int? fixedVlan, BpfLabel done)
     {
-        var restore = asm.DefineLabel();
         asm.StW(BpfReg.R10, ZeroKey, 0);
         EmitLookup(asm, groupFd, ZeroKey)
            .JeqImm(BpfReg.R0, 0, done)
@@ -520,11 +553,23 @@ internal static class SwitchPrograms
                .Alu64Imm(BpfCode.BPF_AND, BpfReg.R4, FlagDown)
                .JeqImm(BpfReg.R4, 0, up);
             EmitCount(asm, countsFd, BpfReg.R8, (short)(e + EntrySlot), SwitchCount.InDropDown);
+            var whole = asm.DefineLabel();
+            var copy = asm.DefineLabel();
             asm.Ja(skip)
                .Mark(up)
-               .MovReg(BpfReg.R1, BpfReg.R6)
+               .MovReg(BpfReg.R4, BpfReg.R3)
+               .Alu64Imm(BpfCode.BPF_AND, BpfReg.R4, FlagSplit)
+               .JeqImm(BpfReg.R4, 0, whole)
+               .LdxW(BpfReg.R4, BpfReg.R6, SkBuffLen)
+               .JmpImm(BpfCode.BPF_JGT, BpfReg.R4, PacketRing.MaxFrame, whole)
+               .LdxW(BpfReg.R2, BpfReg.R8, (short)(e + EntrySplit))
+               .MovImm(BpfReg.R3, (int)Libc.BPF_F_INGRESS)
+               .Ja(copy)
+               .Mark(whole)
                .LdxW(BpfReg.R2, BpfReg.R8, (short)(e + EntryIfindex))
                .Alu64Imm(BpfCode.BPF_AND, BpfReg.R3, FlagIngress)
+               .Mark(copy)
+               .MovReg(BpfReg.R1, BpfReg.R6)
                .Call(BpfHelper.CloneRedirect);
             var failed = asm.DefineLabel();
             asm.JneImm(BpfReg.R0, 0, failed);
@@ -534,7 +579,6 @@ internal static class SwitchPrograms
             asm.Mark(skip);
         }
 
-        asm.Mark(restore);
         if (fixedVlan is null)
         {
             asm.JeqImm(BpfReg.R7, 0, done)

@@ -30,7 +30,7 @@ internal readonly record struct SwitchKey(byte[] Mac, int Vlan)
 }
 
 /// <summary>Where the switch sends a binding's frames: see SwitchPrograms for the layout.</summary>
-internal readonly record struct SwitchEntry(int Ifindex, int Flags, int Vlan, SwitchMode Mode, int Slot)
+internal readonly record struct SwitchEntry(int Ifindex, int Flags, int Vlan, SwitchMode Mode, int Slot, int Split = 0)
 {
     public byte[] ToBytes()
     {
@@ -46,7 +46,7 @@ internal readonly record struct SwitchEntry(int Ifindex, int Flags, int Vlan, Sw
         BinaryPrimitives.WriteUInt16LittleEndian(value[SwitchPrograms.EntryVlan..], (ushort)Vlan);
         value[SwitchPrograms.EntryMode] = (byte)Mode;
         value[SwitchPrograms.EntrySlot] = (byte)Slot;
-        value[12..16].Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(value[SwitchPrograms.EntrySplit..], (uint)Split);
     }
 
     public static SwitchEntry Parse(ReadOnlySpan<byte> value) => new(
@@ -54,7 +54,8 @@ internal readonly record struct SwitchEntry(int Ifindex, int Flags, int Vlan, Sw
         (int)BinaryPrimitives.ReadUInt32LittleEndian(value[SwitchPrograms.EntryFlags..]),
         BinaryPrimitives.ReadUInt16LittleEndian(value[SwitchPrograms.EntryVlan..]),
         (SwitchMode)value[SwitchPrograms.EntryMode],
-        value[SwitchPrograms.EntrySlot]);
+        value[SwitchPrograms.EntrySlot],
+        (int)BinaryPrimitives.ReadUInt32LittleEndian(value[SwitchPrograms.EntrySplit..]));
 }
 
 internal sealed class RealSwitch : IDisposable
@@ -168,7 +169,7 @@ internal sealed class RealSwitch : IDisposable
     internal static RealSwitch CreateUnattached()
     {
         using var cleanup = new Cleanup();
-        var ports = cleanup.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_HASH, PortsName, SwitchPrograms.KeySize, SwitchPrograms.EntrySize, PortsCapacity));
+        var ports = cleanup.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_HASH, PortsName, SwitchPrograms.KeySize, SwitchPrograms.EntrySize, PortsCapacity, Libc.BPF_F_NO_PREALLOC));
         var group = cleanup.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_ARRAY, GroupName, sizeof(uint), SwitchPrograms.GroupValueSize, 1));
         var counts = cleanup.Add(CounterMap.Create(CountsName, SwitchPrograms.MaxPorts * SwitchPrograms.CountKinds));
         cleanup.Commit();
@@ -178,7 +179,7 @@ internal sealed class RealSwitch : IDisposable
     private static RealSwitch Create(int realIndex, string realName)
     {
         using var cleanup = new Cleanup();
-        var ports = cleanup.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_HASH, PortsName, SwitchPrograms.KeySize, SwitchPrograms.EntrySize, PortsCapacity));
+        var ports = cleanup.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_HASH, PortsName, SwitchPrograms.KeySize, SwitchPrograms.EntrySize, PortsCapacity, Libc.BPF_F_NO_PREALLOC));
         var group = cleanup.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_ARRAY, GroupName, sizeof(uint), SwitchPrograms.GroupValueSize, 1));
         var counts = cleanup.Add(CounterMap.Create(CountsName, SwitchPrograms.MaxPorts * SwitchPrograms.CountKinds));
         using var host = BpfProgram.LoadSchedCls(SwitchPrograms.HostName, SwitchPrograms.Host(ports.Handle.Fd, group.Handle.Fd, counts.Handle.Fd), realName);

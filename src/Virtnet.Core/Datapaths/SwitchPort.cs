@@ -23,17 +23,19 @@ internal sealed class SwitchPort(RealSwitch @switch, int slot, int vlan, SwitchM
     /// <summary>The binding's key: its MAC and VLAN, or MAC 0 for a VLAN's passthru binding.</summary>
     public SwitchKey Key => new(Mode == SwitchMode.Passthru ? new byte[6] : Mac, Vlan);
 
-    /// <summary>Frames for the key go to <paramref name="ifindex"/> (redirected with the entry <paramref name="flags"/>) from now on.</summary>
-    public void Publish(int ifindex, int flags)
+    /// <summary>
+    /// Frames for the key go to <paramref name="ifindex"/> (redirected with the entry <paramref name="flags"/>; with
+    /// SwitchPrograms.FlagSplit, small non-TCP ones to <paramref name="split"/>) from now on.
+    /// </summary>
+    public void Publish(int ifindex, int flags, int split = 0)
     {
-        var entry = new SwitchEntry(ifindex, flags, Vlan, Mode, Slot);
+        var entry = new SwitchEntry(ifindex, flags, Vlan, Mode, Slot, split);
+        _published = entry; // first: if a write below fails, Withdraw still takes back what was written
         Switch.Put(Key, entry);
         if (Mode != SwitchMode.Passthru)
         {
             Switch.SetGroupSlot(Slot, entry);
         }
-
-        _published = entry;
     }
 
     /// <summary>Sets or clears the entry's down flag (frames for a device that is down are counted as dropped).</summary>
@@ -47,7 +49,7 @@ internal sealed class SwitchPort(RealSwitch @switch, int slot, int vlan, SwitchM
         int flags = down ? e.Flags | SwitchPrograms.FlagDown : e.Flags & ~SwitchPrograms.FlagDown;
         if (flags != e.Flags)
         {
-            Publish(e.Ifindex, flags);
+            Publish(e.Ifindex, flags, e.Split);
         }
     }
 

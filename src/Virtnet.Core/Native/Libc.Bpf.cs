@@ -46,6 +46,9 @@ internal static unsafe partial class Libc
     // BPF_MAP_UPDATE_ELEM flags
     public const ulong BPF_ANY = 0;
 
+    // BPF_MAP_CREATE map_flags
+    public const uint BPF_F_NO_PREALLOC = 1;
+
     // bpf_redirect() flags
     public const ulong BPF_F_INGRESS = 1;
 

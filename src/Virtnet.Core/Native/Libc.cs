@@ -72,6 +72,7 @@ internal static unsafe partial class Libc
 
     // sys/socket.h
     public const int SOL_SOCKET = 1;
+    public const int SO_ERROR = 4;
     public const int SO_SNDBUF = 7;
     public const int SO_RCVBUF = 8;
     public const int SO_RCVBUFFORCE = 33;

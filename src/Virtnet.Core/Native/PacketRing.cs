@@ -164,6 +164,18 @@ internal sealed unsafe class PacketRing : IDisposable
         return (stats[0], stats[1]);
     }
 
+    /// <summary>
+    /// Reads and so clears the socket's pending error (SO_ERROR). A device going down sets ENETDOWN on every packet
+    /// socket bound to it, and poll() then reports POLLERR until someone reads it: a ring read only through its
+    /// mapping never does, so its reader would wake at once forever.
+    /// </summary>
+    public void ClearError()
+    {
+        int error = 0;
+        int len = sizeof(int);
+        _ = Libc.getsockopt(_fd.Fd, Libc.SOL_SOCKET, Libc.SO_ERROR, &error, &len);
+    }
+
     public void Dispose()
     {
         Libc.munmap(_ring, _length);

@@ -35,6 +35,13 @@ internal static class Net
         return doc.RootElement.GetArrayLength() == 0 ? null : doc.RootElement[0].Clone();
     }
 
+    /// <summary>`ip -s -j link show dev DEV`'s stats64 (rx, tx: packets, bytes, dropped, ...).</summary>
+    public static JsonElement RequireLinkStats(TestNetns ns, string device)
+    {
+        using var doc = JsonDocument.Parse(Ip(ns, "-s", "-j", "link", "show", "dev", device));
+        return doc.RootElement[0].GetProperty("stats64").Clone();
+    }
+
     public static JsonElement RequireLink(TestNetns ns, string device)
         => Link(ns, device) ?? throw new Xunit.Sdk.XunitException($"{device} does not exist in {ns.Name}; links: {string.Join(' ', LinkNames(ns))}");
 

@@ -250,7 +250,7 @@ public class NetnsTests(ITestOutputHelper output)
         AssertRefused(missing, "no network namespace /run/netns/vn-no-such-netns", "ip netns add");
 
         var reserved = VirtnetProcess.RunToExit(lab.A, FailFast, "attach", Lab.Real, "--netns", c.Name, "--name", "vnpeer7");
-        AssertRefused(reserved, "vnpeer7: names starting with vnpeer or vnpump are virtnet's own", "--name");
+        AssertRefused(reserved, "vnpeer7: names starting with vnpeer, vnpump or vnring are virtnet's own", "--name");
 
         // Something else already called virtnet0 in C (no dummy driver here: a veth pair born inside C).
         Net.Ip(c, "link", "add", Lab.Virtual, "type", "veth", "peer", "name", "vx");

@@ -66,6 +66,61 @@ public class RawFrameTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Frames an XDP program redirects into virtnet0 (XDP_REDIRECT: the TAP's ndo_xdp_xmit, never the qdisc or tcx)
+    /// must leave too. Here a second veth pair, xb (B) == xa (A), carries them: B sends on xb, and an XDP program on
+    /// xa redirects everything it receives into virtnet0; the frames must come out of va to vb, each once, unchanged.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("kernel", 0u)]
+    [InlineData("kernel", 2u)]
+    [InlineData("user", 0u)]
+    public void Egress_XdpRedirectIntoVirtual_EachLeavesThroughRealOnceUnchanged(string datapath, uint xdpFlags)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"frx{datapath[0]}{xdpFlags}", X, output);
+        var virtnet = lab.Attach(datapath, "--mac", "random");
+        TestNetns.AddVeth(lab.A, "xa", lab.B, "xb");
+        Net.Ip(lab.A, "link", "set", "xa", "up");
+        Net.Ip(lab.B, "link", "set", "xb", "up");
+        int virtIndex = Net.Ifindex(lab.A, Lab.Virtual);
+        int xaIndex = Net.Ifindex(lab.A, "xa");
+
+        // r0 = bpf_redirect(virtnet0, 0) (XDP_REDIRECT); attached native (flags 0) or generic (XDP_FLAGS_SKB_MODE).
+        var insns = new Virtnet.Bpf.BpfAssembler()
+            .MovImm(Virtnet.Bpf.BpfReg.R1, virtIndex)
+            .MovImm(Virtnet.Bpf.BpfReg.R2, 0)
+            .Call(Virtnet.Bpf.BpfHelper.Redirect)
+            .Exit()
+            .ToArray();
+        using var program = Virtnet.Bpf.BpfProgram.Load(BpfProgTypeXdp, "vn_t_xdp", insns, "xa", BpfXdp);
+        using var link = Virtnet.Tests.Bpf.BpfNetns.In(lab.A, () => XdpLink(program, xaIndex, xdpFlags));
+        output.WriteLine($"XDP program on xa, {(xdpFlags == 0 ? "native" : "generic")} mode, redirecting into {Lab.Virtual} (ifindex {virtIndex})");
+
+        AssertBurst(lab, lab.B, "xb", lab.B, Lab.Peer, Net.MacBytes(lab.B, Lab.Peer), [Net.MacBytes(lab.B, "xb"), Net.MacBytes(lab.A, Lab.Virtual), Net.MacBytes(lab.A, Lab.Real)]);
+        virtnet.Signal(TestLibc.SIGINT);
+        Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)));
+        if (datapath == "kernel")
+        {
+            Assert.Matches(@"egress \d+ frames \d+ bytes \d+ dropped \(\d+ past tcx, through the slow path\)", virtnet.Stdout);
+        }
+    }
+
+    private const uint BpfProgTypeXdp = 6;
+    private const uint BpfXdp = 37;
+
+    private static unsafe Virtnet.Native.FileDescriptor XdpLink(Virtnet.Bpf.BpfProgram program, int ifindex, uint flags)
+    {
+        var attr = new Virtnet.Native.BpfAttrLinkCreateTcx { ProgFd = (uint)program.Handle.Fd, TargetIfindex = (uint)ifindex, AttachType = BpfXdp, Flags = flags };
+        int fd = Virtnet.Native.Libc.bpf(Virtnet.Native.Libc.BPF_LINK_CREATE, &attr, (uint)sizeof(Virtnet.Native.BpfAttrLinkCreateTcx));
+        if (fd < 0)
+        {
+            throw new InvalidOperationException($"BPF_LINK_CREATE (XDP on ifindex {ifindex}, flags {flags}): {Virtnet.Native.ErrnoExtensions.Format(Virtnet.Native.LastError.Get())}");
+        }
+
+        return new Virtnet.Native.FileDescriptor(fd);
+    }
+
     private void AssertBurst(Lab lab, TestNetns fromNs, string fromDev, TestNetns toNs, string toDev, byte[] receiverMac, byte[][] allowedSources, bool bypassQdisc = false)
     {
         byte[] src = Net.MacBytes(fromNs, fromDev);

@@ -1,5 +1,5 @@
-// The ring road of the forwarder: frames the kernel copied into the real device's TPACKET_V2 receive ring are
-// handed to the pipeline in place and written into their port, in batches through io_uring where it is available
+// The ring road of the forwarder: frames the kernel copied into a TPACKET_V2 receive ring (on the real device, or on a
+// shared binding's ring device) are handed to the pipeline in place and written into their port, in batches through io_uring where it is available
 // (one io_uring_enter per batch), else with one write() each.
 using Virtnet.Devices;
 using Virtnet.Native;
@@ -9,7 +9,7 @@ namespace Virtnet.Datapaths.User;
 internal sealed unsafe partial class Forwarder
 {
     /// <summary>
-    /// Moves up to <see cref="Batch"/> frames from the real device's ring, in place: the slot already holds the
+    /// Moves up to <see cref="Batch"/> frames from the receive ring, in place: the slot already holds the
     /// virtio_net_hdr right before the frame, which is exactly what a TAP write takes. An 802.1Q tag the device
     /// stripped (tp_vlan_tci) is put back in front of the EtherType (<see cref="VlanTag"/>). No system call unless
     /// a frame is written.

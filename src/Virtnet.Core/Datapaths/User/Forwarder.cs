@@ -215,6 +215,12 @@ internal sealed unsafe partial class Forwarder
 
             // Sleep until a frame comes; while spread is on, wake each window to report the load falling.
             Libc.poll(fds, (nuint)polled, _load.Spread ? (int)(SpreadPolicy.WindowTicks * 1000 / Stopwatch.Frequency) + 1 : -1);
+            if (_ring is not null && (fds[ports + 1].REvents & Libc.POLLERR) != 0)
+            {
+                // Its device went down and up: clear the error, or every poll() returns at once from now on.
+                _ring.ClearError();
+            }
+
             lastFrame = Stopwatch.GetTimestamp();
         }
     }

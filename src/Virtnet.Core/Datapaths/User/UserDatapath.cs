@@ -10,6 +10,11 @@
 //   wire -> real -+-[packet rings, ring filter: non-TCP]--> per-CPU ring ------------+
 //                 +-[tcx ingress: TCP -> bpf_redirect(pump, 0); rest -> drop]--> pump fd -+- forwarders -> virt fd -> stack
 //   stack -> virt fd -> forwarders -> pump fd --[tcx ingress on pump: bpf_redirect(real, 0)]--> real -> wire
+//
+// On a shared real device (a mode other than the whole-device passthru) the switch makes the same split for the
+// binding's frames alone: small non-TCP ones are received by a private device, vnring<ifindex>s<slot>, whose rings
+// the forwarders drain (its tcx ingress drops each frame once the rings have their copy); the rest go into the
+// pump, vnpump<ifindex>s<slot>, whose tcx ingress runs the binding's switch program for what the process writes.
 using Virtnet.Bpf;
 using Virtnet.Devices;
 using Virtnet.Native;
@@ -27,13 +32,20 @@ internal sealed class UserDatapath : IDatapath
     /// <summary>Slots per receive ring (2 KB each: 8 MB a ring, mapped whole, so it counts in RSS).</summary>
     public const int RingSlots = 4096;
 
+    /// <summary>
+    /// Slots per ring of a binding on a shared device (2 MB a ring): it carries one binding's small frames, and a
+    /// device carries up to 64 bindings, each with a ring per CPU.
+    /// </summary>
+    public const int SharedRingSlots = 1024;
+
     private readonly RtNetlink _rtnl;
     private readonly TapDevice _pump;
     private readonly int _pumpIndex;
     private readonly int _pumpMaxMtu;
     private readonly DeviceCounter _pumpDropped = new(0);
     private readonly DeviceCounter _virtualDropped = new(0);
-    private bool _pumpUpSaid;
+    private readonly DeviceCounter _ringDeviceDropped = new(0);
+    private readonly HashSet<int> _upSaid = [];
     private readonly VirtualDevice _virtual;
     private readonly Cleanup _owned;
     private readonly Forwarder[] _forwarders;
@@ -55,9 +67,11 @@ internal sealed class UserDatapath : IDatapath
 
     public DatapathKind Kind => DatapathKind.User;
 
-    public string? Fault => _forwarders.Select(f => f.Fault).FirstOrDefault(f => f is not null);
+    public string? Fault => _ringDeleted ? $"{_ringName} was deleted" : _forwarders.Select(f => f.Fault).FirstOrDefault(f => f is not null);
 
-    public string Details => $"pump {_pump.Name}, {(BatchedWrites ? "io_uring" : "write() per frame")}";
+    private volatile bool _ringDeleted;
+
+    public string Details => $"pump {_pump.Name}{(_ringName is null ? "" : $", rings on {_ringName}")}, {(BatchedWrites ? "io_uring" : "write() per frame")}";
 
     /// <summary>
     /// Whether the forwarders write ring frames into the TAPs in batches through io_uring (one io_uring_enter per
@@ -71,15 +85,21 @@ internal sealed class UserDatapath : IDatapath
     /// <summary>The same for the binding in switch slot <paramref name="slot"/> of a shared real device.</summary>
     public static string PumpNameFor(int realIndex, int slot) => $"vnpump{realIndex}s{slot}";
 
+    /// <summary>The private device whose rings carry a shared binding's small frames (vnring&lt;ifindex&gt;s&lt;slot&gt;).</summary>
+    public static string RingNameFor(int realIndex, int slot) => $"vnring{realIndex}s{slot}";
+
+    public const string RingDropName = "virtnet_rdrop";
+
     private SwitchPort? _port;
+    private int _ringIndex;
+    private string? _ringName;
 
     /// <summary>The queue count the virtual TAP must be created with for this datapath: one per CPU.</summary>
     public static int QueuesFor() => Math.Clamp(Environment.ProcessorCount, 1, 64);
 
     /// <remarks>
-    /// On a shared real device (<see cref="DatapathSetup.Port"/>) the switch's dispatcher redirects the binding's
-    /// frames into the pump, and the pump's tcx ingress runs the binding's switch program (siblings, host, or the
-    /// wire with its VLAN tag): no receive rings, which would copy every frame of the real device.
+    /// On a shared real device (<see cref="DatapathSetup.Port"/>) the rings are on the binding's ring device, not on
+    /// the real device, where they would copy every frame of every binding and of the host (see the file's header).
     /// </remarks>
     public static UserDatapath Create(DatapathSetup setup)
     {
@@ -92,24 +112,21 @@ internal sealed class UserDatapath : IDatapath
             int queues = tap.Queues.Count;
             var pump = owned.Add(TapDevice.Create(port is null ? PumpNameFor(real.Index) : PumpNameFor(real.Index, port.Slot), queues: queues));
             pump.EnableOffloads(tap.Offloads == 0 ? TapDevice.WantedOffloads : tap.Offloads);
-            var pumpLink = rtnl.GetLink(pump.Name);
-            rtnl.SetAlias(pumpLink.Index, $"virtnet pump for {real.Name}");
-            // The pump carries only the real device's frames: no addresses, no IPv6 autoconfiguration, no ND/MLD of
-            // its own that would leak out through the real device.
-            Sysctl.DisableIpv6(pump.Name);
-            rtnl.SetMtu(pumpLink.Index, Clamp(real.Mtu, pumpLink.MaxMtu));
-            // No qdisc between the tcx redirect and the TAP's rings: frames go straight to tun_net_xmit.
-            rtnl.SetRootQdisc(pumpLink.Index, "noqueue");
-            rtnl.SetUp(pumpLink.Index, true);
+            var pumpLink = SetUpPrivate(rtnl, pump.Name, $"virtnet pump for {real.Name}", real.Mtu);
 
-            // One receive ring per forwarder on the real device. The virtual TAP's queues and the rings' fanout
-            // pick with the same program: the forwarder of the CPU the frame is on, or of the next CPU while the
-            // forwarders are busy (SpreadPolicy).
+            // The ring device of a shared binding: a TAP nobody reads, which frames reach by being received.
+            var ringTap = port is null ? null : owned.Add(TapDevice.Create(RingNameFor(real.Index, port.Slot), queues: 1));
+            var ringLink = ringTap is null ? null : SetUpPrivate(rtnl, ringTap.Name, $"virtnet rings for {real.Name}", real.Mtu);
+            var (ringIndex, ringName) = ringLink is { } rl ? (rl.Index, rl.Name) : (real.Index, real.Name);
+
+            // One receive ring per forwarder. The virtual TAP's queues and the rings' fanout pick with the same
+            // program: the forwarder of the CPU the frame is on, or of the next CPU while the forwarders are busy
+            // (SpreadPolicy).
             var spread = owned.Add(FlagMap.Create("virtnet_spread"));
-            var rings = new PacketRing[port is null ? queues : 0];
+            var rings = new PacketRing[queues];
             for (int q = 0; q < rings.Length; q++)
             {
-                rings[q] = owned.Add(PacketRing.Open(real.Index, real.Name, RingSlots));
+                rings[q] = owned.Add(PacketRing.Open(ringIndex, ringName, port is null ? RingSlots : SharedRingSlots));
             }
 
             BpfProgram? steer = queues > 1
@@ -121,8 +138,9 @@ internal sealed class UserDatapath : IDatapath
                 pump.SetSteeringProgram(steer.Handle);
             }
 
-            if (rings.Length > 0)
+            if (port is null)
             {
+                // On the real device the rings take only what the tcx split leaves them; the ring device gets nothing else.
                 var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.RingFilter(PacketRing.MaxFrame), real.Name));
                 foreach (var ring in rings)
                 {
@@ -138,15 +156,18 @@ internal sealed class UserDatapath : IDatapath
             var forwarders = new Forwarder[queues];
             for (int q = 0; q < queues; q++)
             {
-                forwarders[q] = new Forwarder(q, rings.Length > 0 ? rings[q] : null, [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched);
+                forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched);
             }
 
-            if (port is not null)
+            if (port is not null && ringLink is not null)
             {
                 // On a shared device: the switch brings the frames (once published); the pump's program takes them out.
                 var sw = port.Switch;
                 var outProgram = owned.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: true), pump.Name));
                 owned.Add(TcxLink.Attach(outProgram, pumpLink.Index, pump.Name, TcxDirection.Ingress));
+                var ringDrop = owned.Add(BpfProgram.LoadSchedCls(RingDropName, Programs.Drop(), ringLink.Name));
+                owned.Add(TcxLink.Attach(ringDrop, ringLink.Index, ringLink.Name, TcxDirection.Ingress));
+                BindRings(rings, ringLink.Name, steer);
                 foreach (var f in forwarders)
                 {
                     f.Start();
@@ -154,7 +175,7 @@ internal sealed class UserDatapath : IDatapath
 
                 owned.Add(() => StopForwarders(stop, forwarders));
                 owned.Add(port.Withdraw);
-                return new UserDatapath(rtnl, pump, pumpLink, virt, owned, forwarders, batched) { _port = port };
+                return new UserDatapath(rtnl, pump, pumpLink, virt, owned, forwarders, batched) { _port = port, _ringIndex = ringLink.Index, _ringName = ringLink.Name };
             }
 
             var pumpProgram = owned.Add(BpfProgram.LoadSchedCls(PumpProgramName, Programs.Redirect(real.Index, 0), pump.Name));
@@ -166,22 +187,7 @@ internal sealed class UserDatapath : IDatapath
             // gets its frames back, for the same reason.
             owned.Add(TcxLink.Attach(pumpProgram, pumpLink.Index, pump.Name, TcxDirection.Ingress));
             owned.Add(TcxLink.Attach(ingressProgram, real.Index, real.Name, TcxDirection.Ingress));
-            foreach (var ring in rings)
-            {
-                ring.Bind(real.Name);
-            }
-
-            if (steer is not null)
-            {
-                ushort group = (ushort)Random.Shared.Next(1, 0xFFFF);
-                foreach (var ring in rings)
-                {
-                    ring.JoinFanout(group, Packet.PACKET_FANOUT_EBPF, real.Name);
-                }
-
-                rings[0].SetFanoutProgram(steer.Handle, real.Name);
-            }
-
+            BindRings(rings, real.Name, steer);
             foreach (var f in forwarders)
             {
                 f.Start();
@@ -195,6 +201,42 @@ internal sealed class UserDatapath : IDatapath
             owned.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Binds the rings to their device and, with several, into one fanout group steered by CPU.</summary>
+    private static void BindRings(PacketRing[] rings, string device, BpfProgram? steer)
+    {
+        foreach (var ring in rings)
+        {
+            ring.Bind(device);
+        }
+
+        if (steer is not null)
+        {
+            ushort group = (ushort)Random.Shared.Next(1, 0xFFFF);
+            foreach (var ring in rings)
+            {
+                ring.JoinFanout(group, Packet.PACKET_FANOUT_EBPF, device);
+            }
+
+            rings[0].SetFanoutProgram(steer.Handle, device);
+        }
+    }
+
+    /// <summary>
+    /// One of the datapath's private TAPs, ready: an alias, no IPv6 (no addresses, autoconfiguration or ND/MLD of
+    /// its own that would leak out through the real device), the real device's MTU, no qdisc (a redirect reaches the
+    /// TAP's queue directly), up.
+    /// </summary>
+    private static LinkInfo SetUpPrivate(RtNetlink rtnl, string name, string alias, int mtu)
+    {
+        var link = rtnl.GetLink(name);
+        rtnl.SetAlias(link.Index, alias);
+        Sysctl.DisableIpv6(name);
+        rtnl.SetMtu(link.Index, Clamp(mtu, link.MaxMtu));
+        rtnl.SetRootQdisc(link.Index, "noqueue");
+        rtnl.SetUp(link.Index, true);
+        return link;
     }
 
     /// <summary>
@@ -218,6 +260,8 @@ internal sealed class UserDatapath : IDatapath
         // highest value seen is kept, so that no counter virtnet reports ever goes down.
         ulong pumpDropped = _pumpDropped.Update(_rtnl.TryGetLink(_pumpIndex)?.Stats?.TxDropped);
         ulong virtDropped = _virtualDropped.Update(_virtual.ReadStats(_rtnl)?.TxDropped);
+        // A shared binding's ring device drops what its receive backlog cannot hold (netdev_max_backlog).
+        ulong ringDeviceDropped = _ringIndex == 0 ? 0 : _ringDeviceDropped.Update(_rtnl.TryGetLink(_ringIndex)?.Stats?.RxDropped);
         ulong ringDropped;
         lock (_ringDropsGate)
         {
@@ -235,7 +279,7 @@ internal sealed class UserDatapath : IDatapath
             ingress,
             egress,
             (Direction.Ingress, DropCause.RingFull, ringDropped),
-            (Direction.Ingress, DropCause.QueueFull, pumpDropped),
+            (Direction.Ingress, DropCause.QueueFull, pumpDropped + ringDeviceDropped),
             (Direction.Ingress, DropCause.Handler, handlerIn),
             (Direction.Ingress, DropCause.SendFailed, ingress.Drops - handlerIn),
             (Direction.Ingress, DropCause.DeviceDown, port?.Switch.Read(port.Slot, SwitchCount.InDropDown).Frames ?? 0),
@@ -246,19 +290,44 @@ internal sealed class UserDatapath : IDatapath
             (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut));
     }
 
-    public void OnMtuChanged(int mtu) => _rtnl.SetMtu(_pumpIndex, Clamp(mtu, _pumpMaxMtu));
+    public void OnMtuChanged(int mtu)
+    {
+        _rtnl.SetMtu(_pumpIndex, Clamp(mtu, _pumpMaxMtu));
+        if (_ringIndex != 0)
+        {
+            // A TAP, like the pump: the same maximum.
+            _rtnl.SetMtu(_ringIndex, Clamp(mtu, _pumpMaxMtu));
+        }
+    }
 
     /// <summary>The pump carries every frame both ways: set down (by a network manager touching unknown devices, say), it goes up again.</summary>
     public string? OnLinkChanged(LinkInfo link)
     {
-        if (link.Index != _pumpIndex || link.Deleted || link.IsUp)
+        bool ours = link.Index == _pumpIndex || (_ringIndex != 0 && link.Index == _ringIndex);
+        if (!ours)
+        {
+            return null;
+        }
+
+        if (link.Deleted)
+        {
+            // The pump's deletion shows in the forwarders' reads; the ring device's would not (its rings go quiet).
+            if (link.Index == _ringIndex)
+            {
+                _ringDeleted = true;
+            }
+
+            return null;
+        }
+
+        if (link.IsUp)
         {
             return null;
         }
 
         try
         {
-            _rtnl.SetUp(_pumpIndex, true);
+            _rtnl.SetUp(link.Index, true);
         }
         catch (VirtnetException e) when (e.Errno == Errno.ENODEV)
         {
@@ -266,21 +335,16 @@ internal sealed class UserDatapath : IDatapath
             return null;
         }
 
-        if (_pumpUpSaid)
-        {
-            return null;
-        }
-
-        _pumpUpSaid = true;
-        return $"{_pump.Name} was set down; it is virtnet's private device and must stay up, so it was set up again (this is said once)";
+        return _upSaid.Add(link.Index)
+            ? $"{link.Name} was set down; it is virtnet's private device and must stay up, so it was set up again (this is said once)"
+            : null;
     }
 
-    /// <summary>The forwarders match on no MAC: nothing to do.</summary>
     public void OnVirtualMacChanged(byte[] mac)
     {
     }
 
-    public void Publish() => _port?.Publish(_pumpIndex, 0);
+    public void Publish() => _port?.Publish(_pumpIndex, SwitchPrograms.FlagSplit, _ringIndex);
 
     /// <summary>The pump is the switch's target, and it stays up; a down virtual device shows as failed writes.</summary>
     public void SetTargetDown(bool down)

@@ -1,0 +1,85 @@
+// The cost of each ingress program alone, in the kernel, without a device: BPF_PROG_TEST_RUN with a repeat count
+// over one 64-byte frame. The kernel returns the mean run time per repetition (the program, plus the test harness's
+// own per-run work, the same for every program; a redirect is only a verdict here). Used to tell the switch's
+// dispatcher from the whole-device passthru program (docs/performance.md).
+//   virtnet-flood prog-bench [REPEAT]
+using System.Runtime.InteropServices;
+using Virtnet.Bpf;
+using Virtnet.Datapaths;
+using Virtnet.Native;
+
+namespace Virtnet.Flood;
+
+internal static unsafe class ProgBench
+{
+    [StructLayout(LayoutKind.Explicit, Size = 80)]
+    private struct TestRunAttr
+    {
+        [FieldOffset(0)] public uint ProgFd;
+        [FieldOffset(4)] public uint Retval;
+        [FieldOffset(8)] public uint DataSizeIn;
+        [FieldOffset(16)] public ulong DataIn;
+        [FieldOffset(32)] public uint Repeat;
+        [FieldOffset(36)] public uint Duration;
+    }
+
+    public static int Run(int repeat)
+    {
+        byte[] mine = [0x02, 0, 0, 0, 0x11, 1];
+        var frame = new byte[64];
+        mine.CopyTo(frame, 0);
+        frame[6] = 0x02;
+        frame[11] = 0xbb;
+        frame[12] = 0x08;
+        frame[14] = 0x45;
+        frame[23] = 17;
+
+        using var counters = CounterMap.Create("vnb_cnt", 3);
+        using var down = FlagMap.Create("vnb_down");
+        using var sw = RealSwitch.CreateUnattached();
+        sw.Put(new SwitchKey([0x02, 0, 0, 0, 0, 0xaa], 0), new SwitchEntry(1, SwitchPrograms.FlagIngress, 0, SwitchMode.Host, 0xff));
+        for (int slot = 0; slot < 16; slot++)
+        {
+            byte[] mac = [0x02, 0, 0, 0, 0x11, (byte)(slot + 1)];
+            var entry = new SwitchEntry(0x7000 + slot, SwitchPrograms.FlagIngress, 0, SwitchMode.Bridge, slot);
+            sw.Put(new SwitchKey(mac, 0), entry);
+            sw.SetGroupSlot(slot, entry);
+        }
+
+        var programs = new (string Name, BpfInsn[] Insns)[]
+        {
+            ("redirect only", Programs.Redirect(0x7000, 1)),
+            ("passthru (virtnet_in)", Programs.TakeIngress(counters, 0, 0x7000, 1, peer: false, down, 2)),
+            ("switch (virtnet_dsp), 16 bindings", SwitchPrograms.Dispatch(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd)),
+        };
+        foreach (var (name, insns) in programs)
+        {
+            using var program = BpfProgram.LoadSchedCls("vnb_prog", insns, "bench");
+            var runs = new List<double>();
+            for (int round = 0; round < 5; round++)
+            {
+                runs.Add(RunMany(program, frame, repeat));
+            }
+
+            runs.Sort();
+            Console.WriteLine($"{name,-36} {runs[2],6:F1} ns a frame (median of 5 x {repeat}; {runs[0]:F1}..{runs[4]:F1})");
+        }
+
+        return 0;
+    }
+
+    private static double RunMany(BpfProgram program, byte[] frame, int repeat)
+    {
+        fixed (byte* data = frame)
+        {
+            var attr = new TestRunAttr { ProgFd = (uint)program.Handle.Fd, DataSizeIn = (uint)frame.Length, DataIn = (ulong)data, Repeat = (uint)repeat };
+            const int BPF_PROG_TEST_RUN = 10;
+            if (Libc.bpf(BPF_PROG_TEST_RUN, &attr, (uint)sizeof(TestRunAttr)) < 0)
+            {
+                throw new InvalidOperationException($"BPF_PROG_TEST_RUN: {LastError.Get().Format()}");
+            }
+
+            return attr.Duration;
+        }
+    }
+}
