@@ -9,6 +9,7 @@ def metrics: [
   {key: "tcp_in_gbps", label: "TCP wire->virtual", unit: "Gbit/s", digits: 2, ratio: true},
   {key: "tcp_out_gbps", label: "TCP virtual->wire", unit: "Gbit/s", digits: 2, ratio: true},
   {key: "pps_delivered", label: "UDP 64 B delivered", unit: "kpps", scale: 0.001, digits: 0, ratio: true},
+  {key: "pps_delivered_p90", label: "UDP 64 B, p90 of 0.25 s", unit: "kpps", scale: 0.001, digits: 0, ratio: true},
   {key: "pps_offered", label: "UDP 64 B offered", unit: "kpps", scale: 0.001, digits: 0, ratio: true},
   {key: "pps_loss_pct", label: "UDP 64 B lost", unit: "%", digits: 1, ratio: false},
   {key: "ping_avg_ms", label: "ping RTT avg", unit: "ms", digits: 3, ratio: true},
