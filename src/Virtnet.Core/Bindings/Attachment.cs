@@ -47,6 +47,7 @@ public sealed class Attachment : IDisposable
     private SwitchPort? _port;
     private FileDescriptor? _slotLock;
     private long _lastSweep;
+    private SlotWatch? _watch;
     private bool _targetDown;
     private int _mtu;
     private bool _clampSaid;
@@ -544,6 +545,12 @@ public sealed class Attachment : IDisposable
         }
 
         _lastSweep = Environment.TickCount64;
+        _watch ??= new SlotWatch(RealIndex, _port.Slot);
+        if (!_watch.AnyDied())
+        {
+            return;
+        }
+
         using var registry = SwitchRegistry.Lock(RealIndex, RealName);
         SwitchRegistry.Sweep(_port.Switch, dead =>
         {
@@ -580,6 +587,7 @@ public sealed class Attachment : IDisposable
         _membership?.Dispose();
         _virtual.Dispose();
         _port?.Switch.Dispose();
+        _watch?.Dispose();
         _slotLock?.Dispose();
         _rtnl.Dispose();
         _guard.Dispose();
