@@ -3,26 +3,14 @@
 // own per-run work, the same for every program; a redirect is only a verdict here). Used to tell the switch's
 // dispatcher from the whole-device passthru program (docs/performance.md).
 //   virtnet-flood prog-bench [REPEAT]
-using System.Runtime.InteropServices;
 using Virtnet.Bpf;
 using Virtnet.Datapaths;
 using Virtnet.Native;
 
 namespace Virtnet.Flood;
 
-internal static unsafe class ProgBench
+internal static class ProgBench
 {
-    [StructLayout(LayoutKind.Explicit, Size = 80)]
-    private struct TestRunAttr
-    {
-        [FieldOffset(0)] public uint ProgFd;
-        [FieldOffset(4)] public uint Retval;
-        [FieldOffset(8)] public uint DataSizeIn;
-        [FieldOffset(16)] public ulong DataIn;
-        [FieldOffset(32)] public uint Repeat;
-        [FieldOffset(36)] public uint Duration;
-    }
-
     public static int Run(int repeat)
     {
         byte[] mine = [0x02, 0, 0, 0, 0x11, 1];
@@ -68,18 +56,5 @@ internal static unsafe class ProgBench
         return 0;
     }
 
-    private static double RunMany(BpfProgram program, byte[] frame, int repeat)
-    {
-        fixed (byte* data = frame)
-        {
-            var attr = new TestRunAttr { ProgFd = (uint)program.Handle.Fd, DataSizeIn = (uint)frame.Length, DataIn = (ulong)data, Repeat = (uint)repeat };
-            const int BPF_PROG_TEST_RUN = 10;
-            if (Libc.bpf(BPF_PROG_TEST_RUN, &attr, (uint)sizeof(TestRunAttr)) < 0)
-            {
-                throw new InvalidOperationException($"BPF_PROG_TEST_RUN: {LastError.Get().Format()}");
-            }
-
-            return attr.Duration;
-        }
-    }
+    private static double RunMany(BpfProgram program, byte[] frame, int repeat) => program.TestRun(frame, repeat).DurationNs;
 }

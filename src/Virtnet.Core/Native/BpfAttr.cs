@@ -134,3 +134,17 @@ internal unsafe struct BpfMapInfo
     [FieldOffset(24)] public fixed byte Name[16];
     [FieldOffset(40)] public uint Ifindex;
 }
+
+/// <summary>BPF_PROG_TEST_RUN: the "test" member, prog_fd .. duration.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 40)]
+internal struct BpfAttrTestRun
+{
+    [FieldOffset(0)] public uint ProgFd;
+    [FieldOffset(4)] public uint Retval;
+    [FieldOffset(8)] public uint DataSizeIn;
+    [FieldOffset(12)] public uint DataSizeOut;
+    [FieldOffset(16)] public ulong DataIn;
+    [FieldOffset(24)] public ulong DataOut;
+    [FieldOffset(32)] public uint Repeat;
+    [FieldOffset(36)] public uint Duration;
+}

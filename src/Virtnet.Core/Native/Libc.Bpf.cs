@@ -17,6 +17,7 @@ internal static unsafe partial class Libc
     public const int BPF_MAP_DELETE_ELEM = 3;
     public const int BPF_MAP_GET_NEXT_KEY = 4;
     public const int BPF_PROG_LOAD = 5;
+    public const int BPF_PROG_TEST_RUN = 10;
     public const int BPF_PROG_GET_FD_BY_ID = 13;
     public const int BPF_MAP_GET_FD_BY_ID = 14;
     public const int BPF_OBJ_GET_INFO_BY_FD = 15;

@@ -198,6 +198,12 @@ internal static class LayoutChecks
             ("ifindex", "Ifindex")),
         new("offsetof(struct bpf_prog_info, netns_dev)", Unsafe.SizeOf<BpfProgInfo>(), CHeaders.Both),
 
+        // BPF_PROG_TEST_RUN
+        .. Fields<BpfAttrTestRun>("union bpf_attr", CHeaders.Both,
+            ("test.prog_fd", "ProgFd"), ("test.retval", "Retval"), ("test.data_size_in", "DataSizeIn"), ("test.data_size_out", "DataSizeOut"),
+            ("test.data_in", "DataIn"), ("test.data_out", "DataOut"), ("test.repeat", "Repeat"), ("test.duration", "Duration")),
+        new("END(union bpf_attr, test.duration)", Unsafe.SizeOf<BpfAttrTestRun>(), CHeaders.Both),
+
         // struct bpf_map_info, up to map_ifindex
         .. Fields<BpfMapInfo>("struct bpf_map_info", CHeaders.Both,
             ("type", "Type"), ("id", "Id"), ("key_size", "KeySize"), ("value_size", "ValueSize"), ("max_entries", "MaxEntries"),
