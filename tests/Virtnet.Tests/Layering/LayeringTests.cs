@@ -17,6 +17,7 @@ public sealed partial class LayeringTests
         ["Bpf"] = 1,
         ["Namespaces"] = 1,
         ["Devices"] = 2,
+        ["Filters"] = 2,
         ["Datapaths"] = 3,
         ["Datapaths/Kernel"] = 4,
         ["Datapaths/User"] = 4,
