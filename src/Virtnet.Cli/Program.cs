@@ -31,6 +31,7 @@ internal static class Cli
     {
         var root = new RootCommand("virtnet: bind a virtual network device to a real one, with a BPF (tcx) or a managed (C#) datapath.");
         root.Subcommands.Add(BuildAttach());
+        root.Subcommands.Add(BuildFilter());
         root.Subcommands.Add(BuildDemo());
         return root;
     }
@@ -90,6 +91,36 @@ internal static class Cli
         });
         return command;
     }
+
+    private static Command BuildFilter()
+    {
+        var expression = new Argument<string>("expression") { Description = "a tcpdump-style filter, e.g. 'udp dst port 4789' (quote it for the shell)" };
+        var explain = new Option<bool>("--explain") { Description = "print the expression with its grouping made explicit, and the eBPF program it compiles to (like tcpdump -d)" };
+        var command = new Command("filter", "Check a filter expression (pcap-filter(7) subset) and show what it compiles to; touches no device.")
+        {
+            expression, explain,
+        };
+        command.SetAction(parse =>
+        {
+            string text = parse.GetValue(expression)!;
+            try
+            {
+                var filter = Filters.PacketFilter.Parse(text);
+                Console.Out.Write(parse.GetValue(explain) ? filter.Explain() : $"filter: {filter.Grouped}\n");
+                return ExitOk;
+            }
+            catch (Filters.FilterSyntaxException e)
+            {
+                Console.Error.WriteLine($"virtnet: {FilterError(e)}");
+                return ExitUsage;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>One sentence that quotes the expression and points at the column, with the column marked under it.</summary>
+    internal static string FilterError(Filters.FilterSyntaxException e)
+        => $"bad filter at column {e.Column + 1}: {e.Reason}\n  {e.Expression}\n  {new string(' ', e.Column)}^";
 
     private static Command BuildDemo()
     {

@@ -107,6 +107,17 @@ internal sealed class BpfAssembler
 
     public BpfAssembler JmpReg(byte op, BpfReg dst, BpfReg src, BpfLabel target) => Jump((byte)(BPF_JMP | op | BPF_X), dst, src, 0, target);
 
+    /// <summary>BPF_JMP32: the same test on the low 32 bits of dst (imm not sign-extended to 64).</summary>
+    public BpfAssembler Jmp32Imm(byte op, BpfReg dst, int imm, BpfLabel target) => Jump((byte)(BPF_JMP32 | op | BPF_K), dst, BpfReg.R0, imm, target);
+
+    /// <summary>dst = htobe16/32(dst): BPF_ALU | BPF_END | BPF_TO_BE, <paramref name="bits"/> 16 or 32.</summary>
+    public BpfAssembler ToBigEndian(BpfReg dst, int bits) => Emit((byte)(BPF_ALU | 0xd0 | BPF_X), dst, BpfReg.R0, 0, bits);
+
+    /// <summary>Classic packet loads kept by eBPF (LD_ABS / LD_IND): r0 = ntoh(*(size *)(skb data + [src +] imm)); R6 must be the skb; a load past the end returns 0 from the program.</summary>
+    public BpfAssembler LdAbs(byte size, int offset) => Emit((byte)(BPF_LD | BPF_ABS | size), BpfReg.R0, BpfReg.R0, 0, offset);
+
+    public BpfAssembler LdInd(byte size, BpfReg src, int offset) => Emit((byte)(BPF_LD | BPF_IND | size), BpfReg.R0, src, 0, offset);
+
     public BpfAssembler Ja(BpfLabel target) => Jump((byte)(BPF_JMP | BPF_JA), BpfReg.R0, BpfReg.R0, 0, target);
 
     public BpfAssembler JeqImm(BpfReg dst, int imm, BpfLabel target) => JmpImm(BPF_JEQ, dst, imm, target);

@@ -137,6 +137,7 @@ internal enum BpfHelper
     Redirect = 23,
     SkbLoadBytes = 26,
     SkbChangeType = 32,
+    SkbPullData = 39,
     RedirectMap = 51,
     RedirectNeigh = 152,
     RedirectPeer = 155,
