@@ -63,9 +63,16 @@ internal static class Cli
         var stats = new Option<double>("--stats") { Description = "print per-direction counters and rates every this many seconds (0: only on exit)", DefaultValueFactory = _ => 0 };
         var busyPoll = new Option<int>("--busy-poll") { Description = "user datapath: microseconds the forwarder keeps polling after a frame before it sleeps, yielding to any other thread runnable on its CPU meanwhile, and not at all for 0.1 s after a yield lasted a time slice, i.e. next to a CPU-bound neighbour (0 sleeps at once)", DefaultValueFactory = _ => (int)AttachOptions.DefaultBusyPoll.TotalMicroseconds };
         var netns = new Option<string?>("--netns") { Description = "make the virtual device in this network namespace: a name from 'ip netns' or a path like /proc/PID/ns/net (default: the real device's)" };
+        var filter = new Option<string?>("--filter") { Description = "take only the frames this tcpdump-style expression matches (e.g. 'udp dst port 4789'); the rest stay with the real device's stack. See 'virtnet filter --explain EXPR'" };
+        var mirror = new Option<string?>("--mirror")
+        {
+            Description = "receive copies of the real device's frames instead of taking them: ingress (what it receives), egress (what it sends), or both (the default); the virtual device is receive-only",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        mirror.AcceptOnlyFromAmong("ingress", "egress", "both");
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
-            real, name, mode, mac, vlan, datapath, netns, busyPoll, stats,
+            real, name, mode, mac, vlan, filter, mirror, datapath, netns, busyPoll, stats,
         };
         command.SetAction(parse =>
         {
@@ -73,10 +80,20 @@ internal static class Cli
             try
             {
                 options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac), parse.GetValue(busyPoll), parse.GetValue(netns), parse.GetValue(mode)!, parse.GetValue(vlan));
+                options = options with
+                {
+                    Filter = parse.GetValue(filter) is { } expression ? Filters.PacketFilter.Parse(expression) : null,
+                    Mirror = parse.GetResult(mirror) is null ? MirrorDirections.None : ParseMirror(parse.GetValue(mirror)),
+                };
             }
             catch (UsageException e)
             {
                 Console.Error.WriteLine($"virtnet: {e.Message}");
+                return ExitUsage;
+            }
+            catch (Filters.FilterSyntaxException e)
+            {
+                Console.Error.WriteLine($"virtnet: {FilterError(e)}");
                 return ExitUsage;
             }
 
@@ -132,6 +149,14 @@ internal static class Cli
         command.SetAction(parse => Guard(Console.Error, null, () => Demo.Run(ParseDatapath(parse.GetValue(datapath)!), Console.Out)));
         return command;
     }
+
+    internal static MirrorDirections ParseMirror(string? value) => value switch
+    {
+        null or "both" => MirrorDirections.Both,
+        "ingress" => MirrorDirections.Ingress,
+        "egress" => MirrorDirections.Egress,
+        _ => throw new UsageException($"--mirror {value}: use ingress, egress or both"),
+    };
 
     internal static AttachOptions ParseAttach(string real, string name, string datapath, string? mac, int? busyPollMicroseconds = null, string? netns = null, string mode = "passthru", int? vlan = null)
     {
@@ -269,7 +294,8 @@ internal static class Cli
         // The whole-device passthru says nothing more; a binding that shares the device says how.
         string mode = attachment.Mode == BindingMode.Passthru && attachment.Vlan == 0 ? ""
             : $", mode {attachment.Mode.ToString().ToLowerInvariant()}{(attachment.Vlan != 0 ? $" vlan {attachment.Vlan}" : "")}";
-        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}{mode}";
+        string filter = attachment.Filter is { } f ? $", filter '{f}'" : "";
+        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}{mode}{filter}";
     }
 
     internal static string FormatCounters(DatapathCounters c)
@@ -299,6 +325,7 @@ internal static class Cli
         DropCause.RingFull => "ring full",
         DropCause.QueueFull => "queue full",
         DropCause.Handler => "by handlers",
+        DropCause.MirrorReceiveOnly => "mirror is receive-only",
         _ => "send failed",
     };
 

@@ -69,4 +69,10 @@ public sealed record AttachOptions
     /// <c>ip link add ... netns NS</c>; null: the real device's (the caller's) namespace.
     /// </summary>
     public string? Netns { get; init; }
+
+    /// <summary>Only the frames this filter matches are the binding's; the rest stay with the real device's stack. Null: every frame.</summary>
+    public Filters.PacketFilter? Filter { get; init; }
+
+    /// <summary>Not None: a mirror, which receives copies of the real device's frames in these directions and takes nothing.</summary>
+    public MirrorDirections Mirror { get; init; }
 }

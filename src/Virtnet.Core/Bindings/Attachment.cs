@@ -42,7 +42,7 @@ public sealed class Attachment : IDisposable
     private readonly VirtualDevice _virtual;
     private readonly IDatapath _datapath;
     private readonly FileDescriptor? _membership;
-    private readonly FileDescriptor _guard;
+    private readonly FileDescriptor? _guard;
     private readonly bool _followMac;
     private SwitchPort? _port;
     private FileDescriptor? _slotLock;
@@ -54,7 +54,7 @@ public sealed class Attachment : IDisposable
     private bool _carrier;
     private int _disposed;
 
-    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice virt, IDatapath datapath, FileDescriptor? membership, FileDescriptor guard, bool followMac)
+    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice virt, IDatapath datapath, FileDescriptor? membership, FileDescriptor? guard, bool followMac)
     {
         _followMac = followMac;
         _rtnl = rtnl;
@@ -117,6 +117,12 @@ public sealed class Attachment : IDisposable
     /// <summary>The VLAN it takes, or 0.</summary>
     public int Vlan { get; private init; }
 
+    /// <summary>The filter the binding takes (or mirrors) frames by, as given; null: every frame.</summary>
+    public string? Filter { get; private init; }
+
+    /// <summary>Not None: a mirror of these directions.</summary>
+    public MirrorDirections Mirror { get; private init; }
+
     /// <summary>Binds <see cref="AttachOptions.RealDevice"/>, in the network namespace of the calling thread.</summary>
     public static Attachment Create(AttachOptions options)
     {
@@ -132,13 +138,18 @@ public sealed class Attachment : IDisposable
             throw new VirtnetException(FailureKind.Unsuitable, "attach", options.Name, $"VLAN {options.Vlan}: a VLAN id is 1 to 4094", Errno.EINVAL);
         }
 
+        bool mirror = options.Mirror != MirrorDirections.None;
+        CheckFilterAndMirror(options);
+
         // Every mode but the whole-device passthru shares the real device through its switch.
         bool shared = options.Mode != BindingMode.Passthru || options.Vlan != 0;
-        var macMode = options.MacMode ?? (options.Mode == BindingMode.Passthru ? MacMode.Inherit : MacMode.Random);
+        // A mirror's device is a monitor port, not a second host: by default it does not answer for the real device's MAC.
+        var macMode = options.MacMode ?? (options.Mode == BindingMode.Passthru && !mirror ? MacMode.Inherit : MacMode.Random);
         CheckPrivileges();
         using var cleanup = new Cleanup();
         var rtnl = cleanup.Add(RtNetlink.Open());
-        var real = RealDevice.Open(rtnl, options.RealDevice, AliasPrefix);
+        // A binding that leaves frames to the real device's stack (a filter, a mirror) may run on a bridge or bond port.
+        var real = RealDevice.Open(rtnl, options.RealDevice, AliasPrefix, allowPort: mirror || options.Filter is not null);
         if (!Tcx.IsSupported())
         {
             throw new VirtnetException(FailureKind.Unsupported, "tcx probe", real.Name, $"this kernel ({Environment.OSVersion.Version}) has no tcx hooks; virtnet needs Linux 6.6 or newer", Errno.EOPNOTSUPP);
@@ -146,9 +157,10 @@ public sealed class Attachment : IDisposable
 
         // First the guard (no two attaches to one device can both get past it), then the programs on the hook
         // (an attach by some other tool or an older virtnet).
+        // Mirrors take nothing: they need no guard, and coexist with any binding and with each other.
         string owner = options.Netns is { } ns ? $"{options.Name} in {ns}" : options.Name;
-        var guard = cleanup.Add(AttachGuard.Take(real.Index, real.Name, shared, owner, () => LiveSharers(real.Index)));
-        if (Tcx.QueryProgramNames(real.Index, TcxDirection.Ingress).Any(n => n.StartsWith(AliasPrefix, StringComparison.Ordinal) && (!shared || n != SwitchPrograms.DispatchName)))
+        var guard = mirror ? null : cleanup.Add(AttachGuard.Take(real.Index, real.Name, shared, owner, () => LiveSharers(real.Index)));
+        if (!mirror && Tcx.QueryProgramNames(real.Index, TcxDirection.Ingress).Any(n => n.StartsWith(AliasPrefix, StringComparison.Ordinal) && n != MirrorDatapath.MirrorProgramName && (!shared || n != SwitchPrograms.DispatchName)))
         {
             throw new VirtnetException(FailureKind.AlreadyAttached, "attach", real.Name, $"{real.Name}: already attached by another virtnet; stop that one first", Errno.EBUSY);
         }
@@ -210,9 +222,13 @@ public sealed class Attachment : IDisposable
         var virt = cleanup.Add(VirtualDevice.Create(rtnl, shape, spec, peerName));
 
         // A MAC the real device does not own must still get through its receive filter.
-        var membership = mac.AsSpan().SequenceEqual(real.Mac) ? null : cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
+        var membership = mirror || mac.AsSpan().SequenceEqual(real.Mac) ? null : cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
 
-        var setup = new DatapathSetup(rtnl, real.Link, virt, options.Handlers, options.BusyPoll ?? AttachOptions.DefaultBusyPoll, port);
+        var setup = new DatapathSetup(rtnl, real.Link, virt, options.Handlers, options.BusyPoll ?? AttachOptions.DefaultBusyPoll, port)
+        {
+            Filter = options.Filter,
+            Mirror = options.Mirror,
+        };
         var datapath = cleanup.Add(DatapathFactory.Create(options.Datapath, setup));
 
         // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out. Then,
@@ -228,7 +244,35 @@ public sealed class Attachment : IDisposable
             _slotLock = slotLock,
             Mode = options.Mode,
             Vlan = options.Vlan,
+            Filter = options.Filter?.Expression,
+            Mirror = options.Mirror,
         };
+    }
+
+    /// <summary>Refuses the combinations of --filter and --mirror with other options that are not built (yet).</summary>
+    private static void CheckFilterAndMirror(AttachOptions options)
+    {
+        if (options.Mirror != MirrorDirections.None)
+        {
+            if (options.Mode != BindingMode.Passthru)
+            {
+                throw new VirtnetException(FailureKind.Unsuitable, "attach", options.Name, $"{options.Name}: a mirror gets copies of every frame and has no mode; leave out --mode", Errno.EINVAL);
+            }
+
+            if (options.Vlan != 0)
+            {
+                throw new VirtnetException(FailureKind.Unsuitable, "attach", options.Name, $"{options.Name}: a mirror copies frames as they are; for one VLAN's frames use --filter 'vlan {options.Vlan}' instead of --vlan", Errno.EINVAL);
+            }
+
+            if (options.Datapath != DatapathKind.Kernel || options.Handlers.Count > 0)
+            {
+                throw new VirtnetException(FailureKind.Unsupported, "attach", options.Name, $"{options.Name}: --mirror runs on the kernel datapath for now (no handlers); leave out --datapath user", Errno.EOPNOTSUPP);
+            }
+        }
+        else if (options.Filter is not null && (options.Mode != BindingMode.Passthru || options.Vlan != 0))
+        {
+            throw new VirtnetException(FailureKind.Unsupported, "attach", options.Name, $"{options.Name}: --filter works with the whole-device passthru for now, not with --mode {options.Mode.ToString().ToLowerInvariant()}{(options.Vlan != 0 ? $" --vlan {options.Vlan}" : "")}; to take one VLAN's frames by filter, use --filter 'vlan {(options.Vlan != 0 ? options.Vlan : 100)} and ...' (they arrive tagged)", Errno.EOPNOTSUPP);
+        }
     }
 
     private static SwitchMode ToSwitchMode(BindingMode mode) => mode switch
@@ -590,7 +634,7 @@ public sealed class Attachment : IDisposable
         _watch?.Dispose();
         _slotLock?.Dispose();
         _rtnl.Dispose();
-        _guard.Dispose();
+        _guard?.Dispose();
     }
 
     private static void CheckPrivileges()

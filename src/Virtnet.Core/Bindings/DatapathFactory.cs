@@ -25,9 +25,11 @@ internal static class DatapathFactory
         => [Attachment.PeerNameFor(realIndex, slot), UserDatapath.PumpNameFor(realIndex, slot), UserDatapath.RingNameFor(realIndex, slot)];
 
     /// <summary>Makes and starts the datapath on the device <see cref="ShapeFor"/> asked for.</summary>
-    public static IDatapath Create(DatapathKind kind, DatapathSetup setup) => kind switch
+    public static IDatapath Create(DatapathKind kind, DatapathSetup setup) => (kind, setup.Mirror != MirrorDirections.None) switch
     {
-        DatapathKind.Kernel => KernelDatapath.Create(setup),
+        (DatapathKind.Kernel, true) => MirrorDatapath.Create(setup),
+        (DatapathKind.Kernel, false) => KernelDatapath.Create(setup),
+        (_, true) => UserDatapath.CreateMirror(setup),
         _ => UserDatapath.Create(setup),
     };
 }

@@ -3,6 +3,12 @@ using Virtnet.Native;
 
 namespace Virtnet.Bpf;
 
+/// <summary>
+/// A test emitted into a program (a compiled filter): R1 is the skb on entry; it jumps to <paramref name="yes"/> or
+/// <paramref name="no"/> with R6 = the skb and every other register clobbered.
+/// </summary>
+internal delegate void BpfTest(BpfAssembler asm, BpfLabel yes, BpfLabel no);
+
 /// <summary>The programs virtnet attaches, emitted with <see cref="BpfAssembler"/>.</summary>
 internal static class Programs
 {
@@ -58,15 +64,24 @@ internal static class Programs
     /// is non-zero (the target device is down), drops frames and counts them in counters[<paramref name="downKey"/>]
     /// instead of redirecting them to a device that would drop them (a veth peer's, without counting them).
     /// </summary>
-    public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags, bool peer, FlagMap? down, int downKey)
+    /// <remarks>With a <c>test</c> (a filter), the frames it does not match go on to the real device's stack (TCX_NEXT).</remarks>
+    public static BpfInsn[] TakeIngress(CounterMap? counters, int key, int ifindex, ulong flags, bool peer, FlagMap? down, int downKey, BpfTest? test = null)
     {
         var asm = new BpfAssembler();
         var take = asm.DefineLabel();
+        var next = asm.DefineLabel();
         asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
            .JneImm(BpfReg.R2, Packet.PACKET_LOOPBACK, take)
+           .Mark(next)
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
            .Exit()
            .Mark(take);
+        if (test is not null)
+        {
+            var matched = asm.DefineLabel();
+            test(asm, matched, next);
+            asm.Mark(matched).MovReg(BpfReg.R1, BpfReg.R6);
+        }
         if (down is not null)
         {
             var up = asm.DefineLabel();
@@ -275,17 +290,27 @@ internal static class Programs
     /// <see cref="RingFilter"/>, makes the same decision the other way round) already holds its copy.
     /// One flow always takes one path, so no flow is reordered.
     /// </summary>
-    public static BpfInsn[] SplitIngress(int pumpIndex, int maxRingFrame)
+    /// <remarks>With a <c>test</c> (a filter), the frames it does not match go on to the real device's stack (TCX_NEXT); the ring filter must then have the same test.</remarks>
+    public static BpfInsn[] SplitIngress(int pumpIndex, int maxRingFrame, BpfTest? test = null)
     {
         var asm = new BpfAssembler();
         var take = asm.DefineLabel();
         var tcp = asm.DefineLabel();
         var other = asm.DefineLabel();
+        var next = asm.DefineLabel();
         asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
            .JneImm(BpfReg.R2, Packet.PACKET_LOOPBACK, take)
+           .Mark(next)
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
            .Exit()
            .Mark(take);
+        if (test is not null)
+        {
+            var matched = asm.DefineLabel();
+            test(asm, matched, next);
+            asm.Mark(matched).MovReg(BpfReg.R1, BpfReg.R6);
+        }
+
         EmitIsTcpOrLarge(asm, maxRingFrame, tcp, other);
         asm.Mark(tcp);
         EmitRedirect(asm, pumpIndex, 0);
@@ -298,11 +323,19 @@ internal static class Programs
     /// <summary>
     /// The receive ring's socket filter: TCP is left to the pump (0 bytes taken), everything else is taken whole.
     /// </summary>
-    public static BpfInsn[] RingFilter(int maxRingFrame)
+    /// <remarks>With a <c>test</c> (the filter compiled for sockets), what it does not match is left alone too.</remarks>
+    public static BpfInsn[] RingFilter(int maxRingFrame, BpfTest? test = null)
     {
         var asm = new BpfAssembler();
         var tcp = asm.DefineLabel();
         var other = asm.DefineLabel();
+        if (test is not null)
+        {
+            var matched = asm.DefineLabel();
+            test(asm, matched, tcp);
+            asm.Mark(matched).MovReg(BpfReg.R1, BpfReg.R6);
+        }
+
         EmitIsTcpOrLarge(asm, maxRingFrame, tcp, other);
         asm.Mark(tcp)
            .MovImm(BpfReg.R0, 0)
@@ -352,6 +385,52 @@ internal static class Programs
            .LdxB(BpfReg.R7, BpfReg.R10, -8)
            .JeqImm(BpfReg.R7, 6, tcp)
            .Ja(other);
+    }
+
+    /// <summary>
+    /// A mirror: on a real device's tcx ingress (<paramref name="skipLoopback"/>: not the frames its own stack loops
+    /// back) or egress, each frame <paramref name="test"/> matches is counted in counters[<paramref name="key"/>] and
+    /// copied by bpf_clone_redirect(<paramref name="ifindex"/>, <paramref name="flags"/>); a copy that fails is
+    /// counted in counters[<paramref name="failedKey"/>]. The frame itself always goes on unchanged (TCX_NEXT).
+    /// </summary>
+    public static BpfInsn[] Mirror(CounterMap counters, int key, int failedKey, int ifindex, ulong flags, bool skipLoopback, BpfTest? test)
+    {
+        var asm = new BpfAssembler();
+        var next = asm.DefineLabel();
+        var copy = asm.DefineLabel();
+        if (skipLoopback)
+        {
+            asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
+               .JeqImm(BpfReg.R2, Packet.PACKET_LOOPBACK, next);
+        }
+
+        if (test is not null)
+        {
+            test(asm, copy, next);
+            asm.Mark(copy).MovReg(BpfReg.R1, BpfReg.R6);
+        }
+
+        EmitCount(asm, counters.Handle.Fd, key);
+        asm.MovReg(BpfReg.R1, BpfReg.R6)
+           .MovImm(BpfReg.R2, ifindex)
+           .MovImm(BpfReg.R3, (int)flags)
+           .Call(BpfHelper.CloneRedirect)
+           .JeqImm(BpfReg.R0, 0, next)
+           .MovReg(BpfReg.R1, BpfReg.R6);
+        EmitCount(asm, counters.Handle.Fd, failedKey);
+        asm.Mark(next)
+           .MovImm(BpfReg.R0, Libc.TCX_NEXT)
+           .Exit();
+        return asm.ToArray();
+    }
+
+    /// <summary>Counts the frame in counters[<paramref name="key"/>] and drops it (a mirror's device is receive-only).</summary>
+    public static BpfInsn[] CountAndDrop(CounterMap counters, int key)
+    {
+        var asm = new BpfAssembler();
+        EmitCount(asm, counters.Handle.Fd, key);
+        asm.MovImm(BpfReg.R0, Libc.TCX_DROP).Exit();
+        return asm.ToArray();
     }
 
     /// <summary>return TCX_DROP: mov r0, 2; exit.</summary>

@@ -40,7 +40,9 @@ internal sealed class TcxLink : IDisposable
     /// <param name="ifindex">The device's index in the calling thread's network namespace.</param>
     /// <param name="device">The device's name, for error messages.</param>
     /// <param name="direction">Its ingress or egress hook.</param>
-    public static unsafe TcxLink Attach(BpfProgram program, int ifindex, string device, TcxDirection direction)
+    /// <param name="first">Put it before every program already there (BPF_F_BEFORE with no anchor), e.g. a mirror
+    /// that must see frames before a binding takes them.</param>
+    public static unsafe TcxLink Attach(BpfProgram program, int ifindex, string device, TcxDirection direction, bool first = false)
     {
         const string Op = "BPF_LINK_CREATE";
         var attr = new BpfAttrLinkCreateTcx
@@ -48,7 +50,7 @@ internal sealed class TcxLink : IDisposable
             ProgFd = (uint)program.Handle.Fd,
             TargetIfindex = (uint)ifindex,
             AttachType = Tcx.AttachType(direction),
-            Flags = 0,
+            Flags = first ? Libc.BPF_F_BEFORE : 0,
         };
         int fd = Libc.bpf(Libc.BPF_LINK_CREATE, &attr, (uint)sizeof(BpfAttrLinkCreateTcx));
         if (fd < 0)

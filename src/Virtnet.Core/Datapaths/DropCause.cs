@@ -26,6 +26,9 @@ public enum DropCause
 
     /// <summary>The process could not write it out, or it was too short to be a frame.</summary>
     SendFailed,
+
+    /// <summary>Sent by a mirror binding's device, which only receives copies.</summary>
+    MirrorReceiveOnly,
 }
 
 /// <summary>How many frames of one direction were lost for one cause.</summary>

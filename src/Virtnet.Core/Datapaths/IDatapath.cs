@@ -40,6 +40,23 @@ public readonly record struct DatapathCounters(DirectionCounters Ingress, Direct
     }
 }
 
+/// <summary>Which of the real device's frames a mirror binding receives copies of.</summary>
+[Flags]
+public enum MirrorDirections
+{
+    /// <summary>Not a mirror: the binding takes frames.</summary>
+    None = 0,
+
+    /// <summary>Copies of what the real device receives.</summary>
+    Ingress = 1,
+
+    /// <summary>Copies of what the real device sends (its stack's frames and other bindings').</summary>
+    Egress = 2,
+
+    /// <summary>Both.</summary>
+    Both = Ingress | Egress,
+}
+
 /// <summary>Which datapath moves a binding's frames.</summary>
 public enum DatapathKind
 {
@@ -88,4 +105,16 @@ internal interface IDatapath : IDisposable
 
 /// <summary>What a binding hands its datapath: the real device, the virtual device made for it, and the options.</summary>
 /// <remarks>With <see cref="Port"/>, the binding shares the real device through its switch (a mode other than the whole-device passthru).</remarks>
-internal sealed record DatapathSetup(RtNetlink Rtnl, LinkInfo Real, VirtualDevice Virtual, IReadOnlyList<IFrameHandler> Handlers, TimeSpan BusyPoll, SwitchPort? Port = null);
+/// <remarks>With <see cref="Filter"/>, only the frames it matches are the binding's; with <see cref="Mirror"/>, the binding gets copies.</remarks>
+internal sealed record DatapathSetup(RtNetlink Rtnl, LinkInfo Real, VirtualDevice Virtual, IReadOnlyList<IFrameHandler> Handlers, TimeSpan BusyPoll, SwitchPort? Port = null)
+{
+    public Filters.PacketFilter? Filter { get; init; }
+
+    public MirrorDirections Mirror { get; init; }
+
+    /// <summary>The filter as a test to emit into a tc program, or null.</summary>
+    public Bpf.BpfTest? TcTest => Filter is { } f ? (asm, yes, no) => f.Emit(asm, Filters.FilterContext.Tc, yes, no) : null;
+
+    /// <summary>The filter as a test to emit into a socket filter, or null.</summary>
+    public Bpf.BpfTest? SocketTest => Filter is { } f ? (asm, yes, no) => f.Emit(asm, Filters.FilterContext.Socket, yes, no) : null;
+}

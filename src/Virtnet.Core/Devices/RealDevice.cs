@@ -41,7 +41,9 @@ internal sealed class RealDevice
     /// <param name="rtnl">A socket in the device's namespace.</param>
     /// <param name="name">The device.</param>
     /// <param name="virtnetAlias">The alias prefix of virtnet's own devices, which are never real devices.</param>
-    public static RealDevice Open(RtNetlink rtnl, string name, string virtnetAlias)
+    /// <param name="allowPort">The binding leaves the frames it does not take to the device's stack (a filter, a
+    /// mirror), so the device may be a bridge or bond port.</param>
+    public static RealDevice Open(RtNetlink rtnl, string name, string virtnetAlias, bool allowPort = false)
     {
         var real = rtnl.GetLink(name);
         if (real.IsLoopback)
@@ -59,14 +61,14 @@ internal sealed class RealDevice
             throw new VirtnetException(FailureKind.Unsuitable, "attach", real.Name, $"{real.Name}: is not an Ethernet device; virtnet attaches to Ethernet devices", Errno.EINVAL);
         }
 
-        if (real.Master != 0)
+        if (real.Master != 0 && !allowPort)
         {
             // A binding takes every frame the device receives: a bridge (or bond) port would silently stop
             // carrying its part of the bridge's traffic.
             string master = rtnl.TryGetLink(real.Master)?.Name ?? $"ifindex {real.Master}";
             string kind = real.PortKind ?? "master device";
             throw new VirtnetException(FailureKind.Unsuitable, "attach", real.Name,
-                $"{real.Name}: is a port of {kind} {master}, and taking its frames would cut it out of {master}; attach to {master} instead, or release the port first (ip link set {real.Name} nomaster)",
+                $"{real.Name}: is a port of {kind} {master}, and taking its frames would cut it out of {master}; attach to {master} instead, take only part of its frames with --filter, or release the port first (ip link set {real.Name} nomaster)",
                 Errno.EBUSY);
         }
 

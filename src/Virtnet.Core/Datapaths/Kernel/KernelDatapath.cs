@@ -65,13 +65,13 @@ internal sealed class KernelDatapath : IDatapath
         if (virt.Peer is { } peer)
         {
             // A veth's transmit is its peer's receive, where the egress program sits: nothing gets past it.
-            var paired = CreateWithPeer(real.Index, real.Name, peer.Index, peer.Name, virt.SetupNamespace!, virt.Index, virt.Name, virt.Mac);
+            var paired = CreateWithPeer(real.Index, real.Name, peer.Index, peer.Name, virt.SetupNamespace!, virt.Index, virt.Name, virt.Mac, setup.TcTest);
             paired._virtual = virt;
             paired._drops = drops;
             return paired;
         }
 
-        var datapath = Create(real.Index, real.Name, virt.Index, virt.Name);
+        var datapath = Create(real.Index, real.Name, virt.Index, virt.Name, setup.TcTest);
         try
         {
             datapath._drops = drops;
@@ -125,12 +125,12 @@ internal sealed class KernelDatapath : IDatapath
 
     /// <summary>Loads both programs and attaches them: the virtual side's egress first, so that the moment the
     /// real device's ingress is taken over, frames have a way back out.</summary>
-    private static KernelDatapath Create(int realIndex, string realName, int virtIndex, string virtName)
+    private static KernelDatapath Create(int realIndex, string realName, int virtIndex, string virtName, BpfTest? filter)
     {
         using var cleanup = new Cleanup();
         var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 3));
         var down = cleanup.Add(FlagMap.Create("virtnet_down"));
-        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, virtIndex, 1, peer: false, down, DownKey), realName));
+        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, virtIndex, 1, peer: false, down, DownKey, filter), realName));
         var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), virtName));
         var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, virtIndex, virtName, TcxDirection.Egress));
         var ingressLink = cleanup.Add(TcxLink.Attach(ingressProgram, realIndex, realName, TcxDirection.Ingress));
@@ -150,7 +150,7 @@ internal sealed class KernelDatapath : IDatapath
     /// the virtual device's own tcx ingress (attached from inside <paramref name="netns"/>), classifies frames
     /// against <paramref name="virtMac"/> again.
     /// </summary>
-    private static KernelDatapath CreateWithPeer(int realIndex, string realName, int peerIndex, string peerName, NetNamespace netns, int virtIndex, string virtName, byte[] virtMac)
+    private static KernelDatapath CreateWithPeer(int realIndex, string realName, int peerIndex, string peerName, NetNamespace netns, int virtIndex, string virtName, byte[] virtMac, BpfTest? filter)
     {
         ArgumentNullException.ThrowIfNull(netns);
         using var cleanup = new Cleanup();
@@ -158,7 +158,7 @@ internal sealed class KernelDatapath : IDatapath
         var down = cleanup.Add(FlagMap.Create("virtnet_down"));
         var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(virtMac), virtName));
         var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virtIndex, virtName, TcxDirection.Ingress)));
-        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, peerIndex, 0, peer: true, down, DownKey), realName));
+        var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, peerIndex, 0, peer: true, down, DownKey, filter), realName));
         var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), peerName));
         var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, peerIndex, peerName, TcxDirection.Ingress));
         var ingressLink = cleanup.Add(TcxLink.Attach(ingressProgram, realIndex, realName, TcxDirection.Ingress));

@@ -141,7 +141,7 @@ internal sealed class UserDatapath : IDatapath
             if (port is null)
             {
                 // On the real device the rings take only what the tcx split leaves them; the ring device gets nothing else.
-                var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.RingFilter(PacketRing.MaxFrame), real.Name));
+                var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.RingFilter(PacketRing.MaxFrame, setup.SocketTest), real.Name));
                 foreach (var ring in rings)
                 {
                     ring.AttachFilter(ringFilter.Handle, real.Name);
@@ -179,7 +179,7 @@ internal sealed class UserDatapath : IDatapath
             }
 
             var pumpProgram = owned.Add(BpfProgram.LoadSchedCls(PumpProgramName, Programs.Redirect(real.Index, 0), pump.Name));
-            var ingressProgram = owned.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.SplitIngress(pumpLink.Index, PacketRing.MaxFrame), real.Name));
+            var ingressProgram = owned.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.SplitIngress(pumpLink.Index, PacketRing.MaxFrame, setup.TcTest), real.Name));
 
             // The way out first; then the real device's frames stop reaching its stack (tcx drop) and only then
             // the rings start copying them, so nothing is delivered twice (a frame arriving in between is lost);
@@ -202,6 +202,10 @@ internal sealed class UserDatapath : IDatapath
             throw;
         }
     }
+
+    /// <summary>Mirrors run on the kernel datapath for now: refused before anything is made.</summary>
+    public static UserDatapath CreateMirror(DatapathSetup setup)
+        => throw new VirtnetException(FailureKind.Unsupported, "attach", setup.Virtual.Name, $"{setup.Virtual.Name}: --mirror runs on the kernel datapath for now; leave out --datapath user", Errno.EOPNOTSUPP);
 
     /// <summary>Binds the rings to their device and, with several, into one fanout group steered by CPU.</summary>
     private static void BindRings(PacketRing[] rings, string device, BpfProgram? steer)
