@@ -1,0 +1,319 @@
+// --filter and --mirror against tcpdump itself: a mix of frames (IPv4/IPv6, TCP/UDP/ICMP, ARP, tagged and
+// untagged, several sizes, addresses and ports) is sent to the real device; what the binding delivered must be,
+// frame for frame, what `tcpdump -i va EXPR` matched there; everything else must stay with the real device.
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using Virtnet.Tests.Infrastructure;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Virtnet.Tests.Integration;
+
+public class FilterTests(ITestOutputHelper output)
+{
+    private const int X = 41;
+
+    public static readonly TheoryData<string, string> Cases = new()
+    {
+        { "kernel", "udp dst port 4789" },
+        { "kernel", "host 10.200.41.7 or host fd00:41::7" },
+        { "kernel", "vlan 100 and udp" },
+        { "kernel", "(tcp portrange 1000-2000 or icmp6) and not vlan" },
+        { "kernel", "not vlan and ip" },                                  // libpcap: matches nothing (offsets move)
+        { "kernel", "arp or icmp or greater 700" },
+        { "kernel", "ip6 and not tcp and less 200" },
+        { "user", "udp dst port 4789" },
+        { "user", "vlan and (ip6 or arp)" },
+        { "user", "tcp or src net 10.200.41.0/28" },
+    };
+
+    [SkippableTheory]
+    [MemberData(nameof(Cases))]
+    public void Filter_DeliversExactlyWhatTcpdumpMatches(string datapath, string expression)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"flt{datapath[0]}", X, output);
+        lab.Attach(datapath, "--filter", expression);
+        var (sent, matched, delivered) = SendAndCompare(lab, expression, Lab.Virtual);
+        AssertSameFrames(expression, sent, matched, delivered);
+        Assert.True(matched.Count < sent.Count, "the mix must have frames the expression does not match");
+        Assert.True(matched.Count > 0 || expression == "not vlan and ip", "the mix must have frames the expression matches");
+    }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Filter_LeavesTheRestToTheRealDevicesStack(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"flr{datapath[0]}", X, output);
+        Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Real);
+        lab.Attach(datapath, "--filter", "udp dst port 4789");
+        // ARP and ICMP are not the binding's: the real device still answers its own address.
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3);
+    }
+
+    [SkippableTheory]
+    [InlineData("both", "")]
+    [InlineData("ingress", "udp")]
+    public void Mirror_GetsCopies_AndTheRealDeviceKeepsEverything(string direction, string expression)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fmi{direction[0]}", X, output);
+        Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Real);
+        var args = new List<string> { "--name", "mir0", "--mirror", direction };
+        if (expression.Length > 0)
+        {
+            args.AddRange(["--filter", expression]);
+        }
+
+        var mirror = lab.Attach("kernel", [.. args]);
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 2);
+        var (sent, matched, delivered) = SendAndCompare(lab, expression.Length == 0 ? "" : expression, "mir0");
+        AssertSameFrames(expression, sent, matched, delivered);
+
+        // What the real device sends is copied too (with "both"): a ping's replies.
+        using var capture = PacketSocket.Open(lab.A, "mir0");
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3);
+        var frames = capture.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero);
+        bool IsEcho(PacketSocket.Captured c, byte type) => c.Data.Length > 34 && BinaryPrimitives.ReadUInt16BigEndian(c.Data.AsSpan(12)) == 0x0800 && c.Data[23] == 1 && c.Data[34] == type;
+        int requests = frames.Count(c => IsEcho(c, 8));
+        int replies = frames.Count(c => IsEcho(c, 0));
+        output.WriteLine($"mirror saw {requests} echo requests and {replies} replies");
+        // (With the "udp" filter, no ICMP at all.)
+        Assert.Equal(expression.Length == 0 ? 3 : 0, requests);
+        Assert.Equal(expression.Length == 0 && direction == "both" ? 3 : 0, replies);
+
+        // Receive-only: what the mirror's device sends is dropped and counted, and never reaches the wire.
+        Net.Ip(lab.A, "addr", "add", "10.200.41.9/24", "dev", "mir0");
+        _ = Net.Ping(lab.A, "mir0", lab.B4, count: 2);
+        mirror.Signal(TestLibc.SIGINT);
+        Assert.True(mirror.WaitForExit(TimeSpan.FromSeconds(10)));
+        Assert.Matches(@"egress 0 frames 0 bytes [1-9]\d* dropped; dropped: egress [1-9]\d* mirror is receive-only", mirror.Stdout);
+    }
+
+    /// <summary>
+    /// Sends the mix from vb to va while tcpdump (with <paramref name="expression"/>) listens on va and a packet
+    /// socket on <paramref name="target"/>; returns the frames sent, those tcpdump matched, and those delivered.
+    /// </summary>
+    private static (List<byte[]> Sent, List<byte[]> Matched, List<byte[]> Delivered) SendAndCompare(Lab lab, string expression, string target)
+    {
+        var sent = Mix(Net.MacBytes(lab.A, Lab.Real), Net.MacBytes(lab.B, Lab.Peer));
+        string pcap = Path.Combine(Path.GetTempPath(), $"virtnet-filter-{Guid.NewGuid():N}.pcap");
+        try
+        {
+            using var tcpdump = StartTcpdump(lab.A, Lab.Real, pcap, expression);
+            using var capture = PacketSocket.Open(lab.A, target);
+            using var sender = PacketSocket.Open(lab.B, Lab.Peer);
+            foreach (var frame in sent)
+            {
+                sender.Send(frame);
+            }
+
+            var delivered = capture.Capture(_ => false, TimeSpan.FromSeconds(1.5), TimeSpan.Zero)
+                .Where(c => c.PacketType != 4) // PACKET_OUTGOING: what the device itself sent
+                .Select(Restore)
+                .ToList();
+            // tcpdump writes each frame as it gets it (-U): once its file stops growing it has them all.
+            long size = -1;
+            for (int stable = 0, i = 0; stable < 4 && i < 60; i++)
+            {
+                long now = new FileInfo(pcap).Length;
+                stable = now == size ? stable + 1 : 0;
+                size = now;
+                Thread.Sleep(250);
+            }
+
+            _ = TestLibc.kill(tcpdump.Id, TestLibc.SIGINT);
+            Assert.True(tcpdump.WaitForExit(10_000), "tcpdump did not stop on SIGINT");
+            var matched = ReadPcap(pcap);
+            var ours = new HashSet<string>(sent.Select(Convert.ToHexString));
+            foreach (var f in matched.Where(f => !ours.Contains(Convert.ToHexString(f))).Take(3))
+            {
+                Console.Error.WriteLine($"(noise) tcpdump frame not sent by the test: {Convert.ToHexString(f)[..Math.Min(100, f.Length * 2)]}");
+            }
+
+            return (sent, matched.Where(f => ours.Contains(Convert.ToHexString(f))).ToList(), delivered.Where(f => ours.Contains(Convert.ToHexString(f))).ToList());
+        }
+        finally
+        {
+            File.Delete(pcap);
+        }
+    }
+
+    private void AssertSameFrames(string expression, List<byte[]> sent, List<byte[]> matched, List<byte[]> delivered)
+    {
+        output.WriteLine($"'{expression}': sent {sent.Count}, tcpdump matched {matched.Count}, the binding delivered {delivered.Count}");
+        var want = matched.Select(Convert.ToHexString).Order().ToList();
+        var got = delivered.Select(Convert.ToHexString).Order().ToList();
+        var missing = want.Except(got).ToList();
+        var extra = got.Except(want).ToList();
+        Assert.True(missing.Count == 0 && extra.Count == 0 && want.Count == got.Count,
+            $"'{expression}': {missing.Count} matched by tcpdump but not delivered, {extra.Count} delivered but not matched, counts {want.Count} vs {got.Count}; e.g. missing {missing.FirstOrDefault()?[..Math.Min(120, missing.First().Length)]} extra {extra.FirstOrDefault()?[..Math.Min(120, extra.First().Length)]}");
+    }
+
+    /// <summary>A frame as sent: a VLAN tag the kernel reported out of band goes back in after the MACs.</summary>
+    private static byte[] Restore(PacketSocket.Captured c)
+    {
+        if (!c.AuxVlanValid)
+        {
+            return c.Data;
+        }
+
+        var frame = new byte[c.Data.Length + 4];
+        c.Data.AsSpan(0, 12).CopyTo(frame);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), c.AuxVlanTpid);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14), c.AuxVlanTci);
+        c.Data.AsSpan(12).CopyTo(frame.AsSpan(16));
+        return frame;
+    }
+
+    private static Process StartTcpdump(TestNetns ns, string device, string file, string expression)
+    {
+        var info = new ProcessStartInfo("ip") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", ns.Name, "tcpdump", "-i", device, "-Q", "in", "-U", "--immediate-mode", "-s", "0", "-w", file })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        if (expression.Length > 0)
+        {
+            info.ArgumentList.Add(expression);
+        }
+
+        var process = Process.Start(info) ?? throw new InvalidOperationException("tcpdump did not start");
+        var listening = new TaskCompletionSource();
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data?.Contains("listening on", StringComparison.Ordinal) == true)
+            {
+                listening.TrySetResult();
+            }
+        };
+        process.BeginErrorReadLine();
+        if (!listening.Task.Wait(TimeSpan.FromSeconds(10)))
+        {
+            process.Kill();
+            throw new InvalidOperationException("tcpdump never said it was listening (is it installed?)");
+        }
+
+        return process;
+    }
+
+    /// <summary>The frames of a classic pcap file (little-endian, any timestamp resolution).</summary>
+    private static List<byte[]> ReadPcap(string file)
+    {
+        var bytes = File.ReadAllBytes(file);
+        var frames = new List<byte[]>();
+        for (int at = 24; at + 16 <= bytes.Length;)
+        {
+            int captured = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(at + 8));
+            frames.Add(bytes.AsSpan(at + 16, captured).ToArray());
+            at += 16 + captured;
+        }
+
+        return frames;
+    }
+
+    /// <summary>The mix: every combination of a few link, network and transport choices, sizes varying.</summary>
+    private static List<byte[]> Mix(byte[] realMac, byte[] senderMac)
+    {
+        var random = new Random(41);
+        string[] v4 = ["10.200.41.2", "10.200.41.7", "10.200.41.99", "192.168.5.5"];
+        string[] v6 = ["fd00:41::2", "fd00:41::7", "fd00:99::1"];
+        int[] ports = [53, 80, 1500, 4789, 5000];
+        int[] vlans = [0, 0, 100, 200];
+        byte[][] dsts = [realMac, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0x02, 0x11, 0x22, 0x33, 0x44, 0x55]];
+        var frames = new List<byte[]>();
+        int n = 0;
+        foreach (int vlan in vlans)
+        {
+            foreach (var kind in new[] { "arp", "icmp", "tcp", "udp", "icmp6", "tcp6", "udp6", "other" })
+            {
+                for (int k = 0; k < 3; k++)
+                {
+                    n++;
+                    var payload = new List<byte>();
+                    ushort type;
+                    string src4 = v4[random.Next(v4.Length)], dst4 = v4[random.Next(v4.Length)];
+                    string src6 = v6[random.Next(v6.Length)], dst6 = v6[random.Next(v6.Length)];
+                    int sport = ports[random.Next(ports.Length)], dport = ports[random.Next(ports.Length)];
+                    int size = random.Next(0, 900);
+                    switch (kind)
+                    {
+                        case "arp":
+                            type = 0x0806;
+                            payload.AddRange([0, 1, 8, 0, 6, 4, 0, 1, .. senderMac, .. IPAddress.Parse(src4).GetAddressBytes(), 0, 0, 0, 0, 0, 0, .. IPAddress.Parse(dst4).GetAddressBytes()]);
+                            break;
+                        case "icmp" or "tcp" or "udp":
+                        {
+                            type = 0x0800;
+                            byte proto = kind switch { "icmp" => 1, "tcp" => 6, _ => 17 };
+                            var l4 = Transport(proto, sport, dport, size, n);
+                            int total = 20 + l4.Length;
+                            payload.AddRange([0x45, 0, (byte)(total >> 8), (byte)total, 0, (byte)n, 0, 0, 64, proto, 0, 0, .. IPAddress.Parse(src4).GetAddressBytes(), .. IPAddress.Parse(dst4).GetAddressBytes(), .. l4]);
+                            break;
+                        }
+
+                        case "icmp6" or "tcp6" or "udp6":
+                        {
+                            type = 0x86DD;
+                            byte proto = kind switch { "icmp6" => 58, "tcp6" => 6, _ => 17 };
+                            var l4 = Transport(proto, sport, dport, size, n);
+                            payload.AddRange([0x60, 0, 0, 0, (byte)(l4.Length >> 8), (byte)l4.Length, proto, 64, .. IPAddress.Parse(src6).GetAddressBytes(), .. IPAddress.Parse(dst6).GetAddressBytes(), .. l4]);
+                            break;
+                        }
+
+                        default:
+                            type = 0x88B5;
+                            payload.AddRange(Enumerable.Range(0, 46 + size).Select(i => (byte)(i + n)));
+                            break;
+                    }
+
+                    var frame = new List<byte>();
+                    frame.AddRange(dsts[n % dsts.Length]);
+                    frame.AddRange(senderMac);
+                    if (vlan != 0)
+                    {
+                        frame.AddRange([0x81, 0x00, (byte)(vlan >> 8), (byte)vlan]);
+                    }
+
+                    frame.AddRange([(byte)(type >> 8), (byte)type]);
+                    frame.AddRange(payload);
+                    while (frame.Count < 60)
+                    {
+                        frame.Add(0);
+                    }
+
+                    frames.Add([.. frame]);
+                }
+            }
+        }
+
+        return frames;
+    }
+
+    private static byte[] Transport(byte proto, int sport, int dport, int size, int n)
+    {
+        int header = proto == 6 ? 20 : 8;
+        var l4 = new byte[header + size];
+        BinaryPrimitives.WriteUInt16BigEndian(l4, (ushort)sport);
+        BinaryPrimitives.WriteUInt16BigEndian(l4.AsSpan(2), (ushort)dport);
+        if (proto == 6)
+        {
+            l4[12] = 0x50;
+        }
+        else if (proto is 1 or 58)
+        {
+            l4[0] = 0x80; // an echo-ish type; never answered (bad checksum)
+        }
+
+        for (int i = header; i < l4.Length; i++)
+        {
+            l4[i] = (byte)(i * n);
+        }
+
+        return l4;
+    }
+}
