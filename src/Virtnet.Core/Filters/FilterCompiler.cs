@@ -410,13 +410,19 @@ internal sealed class FilterCompiler
     /// <summary>Tests the source and/or destination address (one word per entry; words with a zero mask are skipped).</summary>
     private void Addresses(FilterDirection direction, int[] words, int[] masks, LinkOffset at, int source, int destination, BpfLabel yes, BpfLabel no)
     {
+        if (masks.All(m => m == 0))
+        {
+            _asm.Ja(yes); // a /0: every address
+            return;
+        }
+
         void Test(int offset, BpfLabel miss)
         {
             for (int i = 0; i < words.Length; i++)
             {
-                if (masks[i] == 0 && words.Length > 1)
+                if (masks[i] == 0)
                 {
-                    continue;
+                    continue; // libpcap's optimizer drops a load whose every bit is masked off (and its bounds check)
                 }
 
                 Load(BPF_W, at, offset + (4 * i));

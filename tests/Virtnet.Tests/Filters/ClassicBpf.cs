@@ -40,6 +40,11 @@ internal static class ClassicBpf
     // Load modes.
     public const ushort BPF_IMM = 0x00;
     public const ushort BPF_ABS = 0x20;
+
+    /// <summary>linux/filter.h: SKF_AD_OFF (-0x1000) and the VLAN ancillary offsets.</summary>
+    private const uint SkfAdOff = 0xFFFFF000;
+    private const uint SkfAdVlanTag = 44;
+    private const uint SkfAdVlanTagPresent = 48;
     public const ushort BPF_IND = 0x40;
     public const ushort BPF_MEM = 0x60;
     public const ushort BPF_LEN = 0x80;
@@ -115,6 +120,17 @@ internal static class ClassicBpf
                 case BPF_LD | BPF_W | BPF_ABS:
                 case BPF_LD | BPF_H | BPF_ABS:
                 case BPF_LD | BPF_B | BPF_ABS:
+                    if (k >= SkfAdOff)
+                    {
+                        // Linux's ancillary loads, in live-compiled programs: the frames here carry no VLAN metadata.
+                        a = (k - SkfAdOff) switch
+                        {
+                            SkfAdVlanTag or SkfAdVlanTagPresent => 0,
+                            _ => throw new InvalidOperationException($"ancillary load {k - SkfAdOff} at {pc} is not modelled"),
+                        };
+                        break;
+                    }
+
                     if (!TryLoad(frame, k, insn.Code & 0x18, out a))
                     {
                         return 0;

@@ -75,12 +75,14 @@ internal static unsafe partial class PcapReference
     /// pcap_compile of <paramref name="expression"/> for Ethernet frames, optimized or not (tcpdump's default is
     /// optimized; tcpdump -O is not). Throws <see cref="PcapCompileException"/> when libpcap refuses it.
     /// </summary>
-    public static ClassicInsn[] Compile(string expression, bool optimize = true)
+    /// <param name="live">A handle from <see cref="OpenLive"/>: compile as tcpdump does on a Linux device, where the
+    /// first "vlan" also looks at the skb's VLAN metadata (BPF_SPECIAL_VLAN_HANDLING); 0: an offline handle.</param>
+    public static ClassicInsn[] Compile(string expression, bool optimize = true, nint live = 0)
     {
         byte[] text = Encoding.UTF8.GetBytes(expression + "\0");
         lock (s_lock)
         {
-            nint pcap = pcap_open_dead(DLT_EN10MB, SnapLength);
+            nint pcap = live != 0 ? live : pcap_open_dead(DLT_EN10MB, SnapLength);
             if (pcap == 0)
             {
                 throw new InvalidOperationException("pcap_open_dead(DLT_EN10MB) returned NULL");
@@ -118,25 +120,55 @@ internal static unsafe partial class PcapReference
             }
             finally
             {
-                pcap_close(pcap);
+                if (live == 0)
+                {
+                    pcap_close(pcap);
+                }
             }
         }
     }
+
+    /// <summary>An activated capture handle on the loopback device of <paramref name="netns"/>, for live compiles; close it with <see cref="Close"/>.</summary>
+    public static nint OpenLive(string netns) => Infrastructure.InNetns.Run(netns, () =>
+    {
+        byte* error = stackalloc byte[256];
+        byte[] device = Encoding.UTF8.GetBytes("lo\0");
+        nint pcap;
+        fixed (byte* name = device)
+        {
+            pcap = pcap_create(name, error);
+        }
+
+        if (pcap == 0 || pcap_activate(pcap) < 0)
+        {
+            string why = pcap == 0 ? Marshal.PtrToStringUTF8((nint)error) ?? "?" : Marshal.PtrToStringUTF8(pcap_geterr(pcap)) ?? "?";
+            if (pcap != 0)
+            {
+                pcap_close(pcap);
+            }
+
+            throw new InvalidOperationException($"pcap_create/pcap_activate(lo) in {netns}: {why}");
+        }
+
+        return pcap;
+    });
+
+    public static void Close(nint pcap) => pcap_close(pcap);
 
     /// <summary>
     /// The program that decides what <paramref name="expression"/> matches: the optimized one, or, where the
     /// optimizer found that nothing can match (an error, see <see cref="PcapCompileException.RejectsAllPackets"/>),
     /// the unoptimized one, which returns 0 for every frame.
     /// </summary>
-    public static ClassicInsn[] CompileReference(string expression)
+    public static ClassicInsn[] CompileReference(string expression, nint live = 0, bool optimize = true)
     {
         try
         {
-            return Compile(expression);
+            return Compile(expression, optimize, live);
         }
         catch (PcapCompileException e) when (e.RejectsAllPackets)
         {
-            return Compile(expression, optimize: false);
+            return Compile(expression, optimize: false, live);
         }
     }
 
@@ -165,6 +197,12 @@ internal static unsafe partial class PcapReference
 
     [LibraryImport(Library)]
     private static partial nint pcap_geterr(nint p);
+
+    [LibraryImport(Library)]
+    private static partial nint pcap_create(byte* source, byte* errbuf);
+
+    [LibraryImport(Library)]
+    private static partial int pcap_activate(nint p);
 
     [LibraryImport(Library)]
     private static partial void pcap_freecode(PcapProgram* fp);
