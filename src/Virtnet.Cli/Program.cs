@@ -326,6 +326,7 @@ internal static class Cli
         DropCause.QueueFull => "queue full",
         DropCause.Handler => "by handlers",
         DropCause.MirrorReceiveOnly => "mirror is receive-only",
+        DropCause.Filter => "not matched by the filter",
         _ => "send failed",
     };
 

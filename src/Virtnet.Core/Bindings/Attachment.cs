@@ -269,10 +269,6 @@ public sealed class Attachment : IDisposable
                 throw new VirtnetException(FailureKind.Unsupported, "attach", options.Name, $"{options.Name}: --mirror runs on the kernel datapath for now (no handlers); leave out --datapath user", Errno.EOPNOTSUPP);
             }
         }
-        else if (options.Filter is not null && (options.Mode != BindingMode.Passthru || options.Vlan != 0))
-        {
-            throw new VirtnetException(FailureKind.Unsupported, "attach", options.Name, $"{options.Name}: --filter works with the whole-device passthru for now, not with --mode {options.Mode.ToString().ToLowerInvariant()}{(options.Vlan != 0 ? $" --vlan {options.Vlan}" : "")}; to take one VLAN's frames by filter, use --filter 'vlan {(options.Vlan != 0 ? options.Vlan : 100)} and ...' (they arrive tagged)", Errno.EOPNOTSUPP);
-        }
     }
 
     private static SwitchMode ToSwitchMode(BindingMode mode) => mode switch

@@ -56,6 +56,9 @@ internal enum SwitchCount
 
     /// <summary>Copies of group frames the kernel could not make or deliver (bpf_clone_redirect failed).</summary>
     InDropFailed = 4,
+
+    /// <summary>Frames that reached the binding's device but that its filter does not match, dropped there.</summary>
+    InDropFilter = 5,
 }
 
 internal static class SwitchPrograms
@@ -599,6 +602,28 @@ internal static class SwitchPrograms
            .AddImm(BpfReg.R2, (int)kind)
            .StxW(BpfReg.R10, BpfReg.R2, CountKey);
         EmitCountAtKey(asm, countsFd);
+    }
+
+    /// <summary>
+    /// A shared binding's filter, where its frames arrive (its device's tcx ingress, its pump's tcx egress or, with
+    /// <paramref name="socket"/>, its ring device's packet sockets): a frame the filter matches goes on (TCX_NEXT; a
+    /// socket takes it whole), any other is counted (<see cref="SwitchCount.InDropFilter"/>) and dropped (a socket
+    /// takes nothing, and the ring device's own drop program ends it).
+    /// </summary>
+    public static BpfInsn[] FilterAtTarget(int countsFd, int slot, BpfTest test, bool socket)
+    {
+        var asm = new BpfAssembler();
+        var match = asm.DefineLabel();
+        var refuse = asm.DefineLabel();
+        test(asm, match, refuse);
+        asm.Mark(refuse);
+        EmitCount(asm, countsFd, slot, SwitchCount.InDropFilter);
+        asm.MovImm(BpfReg.R0, socket ? 0 : Libc.TCX_DROP)
+           .Exit()
+           .Mark(match)
+           .MovImm(BpfReg.R0, socket ? -1 : Libc.TCX_NEXT)
+           .Exit();
+        return asm.ToArray();
     }
 
     private static void EmitCount(BpfAssembler asm, int countsFd, int slot, SwitchCount kind)

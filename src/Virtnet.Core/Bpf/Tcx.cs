@@ -32,6 +32,9 @@ internal sealed class TcxLink : IDisposable
 
     public TcxDirection Direction { get; }
 
+    /// <summary>linux/bpf.h BPF_F_BEFORE (1U &lt;&lt; 3, Linux 6.6; newer than Debian 12's headers, and a macro BTF does not hold).</summary>
+    private const uint BpfFBefore = 1u << 3;
+
     /// <summary>
     /// Appends the program to the device's tcx hook (flags 0: after the programs already there).
     /// The link holds its own reference to the program: disposing the <see cref="BpfProgram"/> afterwards is fine.
@@ -50,7 +53,7 @@ internal sealed class TcxLink : IDisposable
             ProgFd = (uint)program.Handle.Fd,
             TargetIfindex = (uint)ifindex,
             AttachType = Tcx.AttachType(direction),
-            Flags = first ? Libc.BPF_F_BEFORE : 0,
+            Flags = first ? BpfFBefore : 0,
         };
         int fd = Libc.bpf(Libc.BPF_LINK_CREATE, &attr, (uint)sizeof(BpfAttrLinkCreateTcx));
         if (fd < 0)

@@ -29,6 +29,9 @@ public enum DropCause
 
     /// <summary>Sent by a mirror binding's device, which only receives copies.</summary>
     MirrorReceiveOnly,
+
+    /// <summary>A shared binding's frame (for its MAC and VLAN) that its filter does not match.</summary>
+    Filter,
 }
 
 /// <summary>How many frames of one direction were lost for one cause.</summary>

@@ -53,9 +53,6 @@ internal static unsafe partial class Libc
     // bpf_redirect() flags
     public const ulong BPF_F_INGRESS = 1;
 
-    /// <summary>tcx link_create: attach before the anchor (none: before every program, at the head).</summary>
-    public const uint BPF_F_BEFORE = 1u << 3;
-
     // ld_imm64 src_reg: imm is a map fd
     public const byte BPF_PSEUDO_MAP_FD = 1;
 

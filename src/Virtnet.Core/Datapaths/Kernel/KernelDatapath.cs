@@ -17,6 +17,7 @@ internal sealed class KernelDatapath : IDatapath
     public const string IngressProgramName = "virtnet_in";
     public const string EgressProgramName = "virtnet_out";
     public const string ClassifyProgramName = "virtnet_cls";
+    public const string FilterProgramName = "virtnet_flt";
 
     /// <summary>Passthru counter slots: 0 ingress, 1 egress (Direction), 2 ingress frames dropped while the target was down.</summary>
     private const int DownKey = 2;
@@ -101,12 +102,25 @@ internal sealed class KernelDatapath : IDatapath
             var netns = virt.SetupNamespace!;
             var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(virt.Mac), virt.Name));
             var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virt.Index, virt.Name, TcxDirection.Ingress)));
+            if (setup.TcTest is { } test)
+            {
+                // Where every frame for the binding arrives: from the wire, the host, a sibling.
+                var filterProgram = cleanup.Add(BpfProgram.LoadSchedCls(FilterProgramName, SwitchPrograms.FilterAtTarget(sw.Counts.Handle.Fd, port.Slot, test, socket: false), virt.Name));
+                cleanup.Add(netns.Run(() => TcxLink.Attach(filterProgram, virt.Index, virt.Name, TcxDirection.Ingress, first: true)));
+            }
+
             var outProgram = cleanup.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: true), peer.Name));
             var outLink = cleanup.Add(TcxLink.Attach(outProgram, peer.Index, peer.Name, TcxDirection.Ingress));
             datapath = new KernelDatapath(null, null, outProgram, outLink, null, classifyProgram, classifyLink) { _target = (peer.Index, SwitchPrograms.FlagPeer) };
         }
         else
         {
+            if (setup.TcTest is { } test)
+            {
+                var filterProgram = cleanup.Add(BpfProgram.LoadSchedCls(FilterProgramName, SwitchPrograms.FilterAtTarget(sw.Counts.Handle.Fd, port.Slot, test, socket: false), virt.Name));
+                cleanup.Add(TcxLink.Attach(filterProgram, virt.Index, virt.Name, TcxDirection.Ingress));
+            }
+
             var outProgram = cleanup.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: false), virt.Name));
             var outLink = cleanup.Add(TcxLink.Attach(outProgram, virt.Index, virt.Name, TcxDirection.Egress));
             datapath = new KernelDatapath(null, null, outProgram, outLink, null) { _target = (virt.Index, SwitchPrograms.FlagIngress) };
@@ -171,12 +185,14 @@ internal sealed class KernelDatapath : IDatapath
         var slow = _slowPath?.Read() ?? default;
         var (refusedIn, refusedOut) = _drops?.Read() ?? (0, 0);
         DirectionCounters ingress, egress;
-        ulong down, @private = 0, copyFailed = 0;
+        ulong down, @private = 0, copyFailed = 0, filtered = 0;
         if (_port is { } port)
         {
             var (inFrames, inBytes) = port.Switch.Read(port.Slot, SwitchCount.In);
             var (outFrames, outBytes) = port.Switch.Read(port.Slot, SwitchCount.Out);
-            ingress = new DirectionCounters(inFrames, inBytes, 0);
+            // What the filter refused where it arrived was counted in on its way there.
+            (filtered, ulong filteredBytes) = port.Switch.Read(port.Slot, SwitchCount.InDropFilter);
+            ingress = new DirectionCounters(inFrames - Math.Min(inFrames, filtered), inBytes - Math.Min(inBytes, filteredBytes), 0);
             egress = new DirectionCounters(outFrames, outBytes, 0);
             down = port.Switch.Read(port.Slot, SwitchCount.InDropDown).Frames;
             @private = port.Switch.Read(port.Slot, SwitchCount.InDropPrivate).Frames;
@@ -197,6 +213,7 @@ internal sealed class KernelDatapath : IDatapath
             (Direction.Ingress, DropCause.DeviceDown, down),
             (Direction.Ingress, DropCause.Private, @private),
             (Direction.Ingress, DropCause.CopyFailed, copyFailed),
+            (Direction.Ingress, DropCause.Filter, filtered),
             (Direction.Ingress, DropCause.Refused, refusedIn),
             (Direction.Egress, DropCause.Refused, refusedOut),
             (Direction.Egress, DropCause.SendFailed, slow.Drops)) with { EgressSlowPath = slow.Frames };

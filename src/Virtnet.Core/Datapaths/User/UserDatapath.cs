@@ -28,6 +28,7 @@ internal sealed class UserDatapath : IDatapath
     public const string PumpProgramName = "virtnet_uout";
     public const string SteeringProgramName = "virtnet_steer";
     public const string RingFilterName = "virtnet_ring";
+    public const string FilterProgramName = "virtnet_flt";
 
     /// <summary>Slots per receive ring (2 KB each: 8 MB a ring, mapped whole, so it counts in RSS).</summary>
     public const int RingSlots = 4096;
@@ -167,6 +168,18 @@ internal sealed class UserDatapath : IDatapath
                 owned.Add(TcxLink.Attach(outProgram, pumpLink.Index, pump.Name, TcxDirection.Ingress));
                 var ringDrop = owned.Add(BpfProgram.LoadSchedCls(RingDropName, Programs.Drop(), ringLink.Name));
                 owned.Add(TcxLink.Attach(ringDrop, ringLink.Index, ringLink.Name, TcxDirection.Ingress));
+                if (setup.TcTest is { } tcTest && setup.SocketTest is { } socketTest)
+                {
+                    // The filter where the binding's frames arrive: the pump's transmit and the ring device's sockets.
+                    var pumpFilter = owned.Add(BpfProgram.LoadSchedCls(FilterProgramName, SwitchPrograms.FilterAtTarget(sw.Counts.Handle.Fd, port.Slot, tcTest, socket: false), pump.Name));
+                    owned.Add(TcxLink.Attach(pumpFilter, pumpLink.Index, pump.Name, TcxDirection.Egress));
+                    var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(FilterProgramName, SwitchPrograms.FilterAtTarget(sw.Counts.Handle.Fd, port.Slot, socketTest, socket: true), ringLink.Name));
+                    foreach (var ring in rings)
+                    {
+                        ring.AttachFilter(ringFilter.Handle, ringLink.Name);
+                    }
+                }
+
                 BindRings(rings, ringLink.Name, steer);
                 foreach (var f in forwarders)
                 {
@@ -289,6 +302,7 @@ internal sealed class UserDatapath : IDatapath
             (Direction.Ingress, DropCause.DeviceDown, port?.Switch.Read(port.Slot, SwitchCount.InDropDown).Frames ?? 0),
             (Direction.Ingress, DropCause.Private, port?.Switch.Read(port.Slot, SwitchCount.InDropPrivate).Frames ?? 0),
             (Direction.Ingress, DropCause.CopyFailed, port?.Switch.Read(port.Slot, SwitchCount.InDropFailed).Frames ?? 0),
+            (Direction.Ingress, DropCause.Filter, port?.Switch.Read(port.Slot, SwitchCount.InDropFilter).Frames ?? 0),
             (Direction.Egress, DropCause.QueueFull, virtDropped),
             (Direction.Egress, DropCause.Handler, handlerOut),
             (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut));
