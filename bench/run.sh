@@ -42,7 +42,10 @@ usage: sudo bench/run.sh [options]
                      N bridge-mode bindings (macvlan devices) on va, measured on one of them; -bcast floods
                      broadcast frames instead (the fan-out to all N), e.g. kernel-bridge16,macvlan-bridge16-bcast;
                      kernel-chainN: the kernel passthru behind N-1 non-matching tcx programs (the design the
-                     switch replaced: one program per binding, chained)
+                     switch replaced: one program per binding, chained); kernel-filter10: the kernel passthru
+                     with a 10-term --filter that the lab's traffic matches; kernel-nomatch10: with a 10-term
+                     filter it does not match, measured on va's own stack (compare with direct); mirror: a
+                     --mirror binding on va, measured on va's own stack (its copies in the virtnet columns)
   --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
   --out FILE         where to write the JSON (default bench/results/latest.json)
   --table FILE       print the table of an existing results file and exit
@@ -79,12 +82,12 @@ done
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "--time wants a positive integer number of seconds"
 for c in $configs; do
   case "$c" in
-    direct|macvlan|kernel|kernel-ns|user) ;;
+    direct|macvlan|kernel|kernel-ns|user|kernel-filter10|kernel-nomatch10|mirror) ;;
     kernel-chain[0-9]*) [[ "$c" =~ ^kernel-chain([0-9]+)$ ]] || die "unknown configuration '$c'" ;;
     kernel-bridge[0-9]*|user-bridge[0-9]*|macvlan-bridge[0-9]*)
       [[ "$c" =~ ^(kernel|user|macvlan)-bridge([0-9]+)(-bcast)?$ ]] && [ "${BASH_REMATCH[2]}" -ge 1 ] && [ "${BASH_REMATCH[2]}" -le 64 ] \
         || die "unknown configuration '$c'; a shared one is kernel-bridgeN, user-bridgeN or macvlan-bridgeN (N 1-64), optionally ending in -bcast" ;;
-    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, or BASE-bridgeN[-bcast]" ;;
+    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, kernel-filter10, kernel-nomatch10, mirror, or BASE-bridgeN[-bcast]" ;;
   esac
 done
 [[ " $configs " == *" direct "* ]] || die "the direct configuration is the reference for every ratio; keep it in --configs"
@@ -192,6 +195,8 @@ snapshot() { # gen host vnpid -> JSON (the receiving side is $rxns; a kernel-ns 
 # virtnet0.
 GEN_IP=10.200.50.2
 HOST_IP=10.200.50.1
+FILTER_MATCH10="(udp dst port 9 or icmp or tcp port 5201) and host $GEN_IP and dst net 10.200.50.0/24 and ip and not arp and greater 40 and not ip6 and not vlan"
+FILTER_NOMATCH10="(udp dst port 9 or icmp or tcp) and (host 10.9.9.9 or net 10.8.0.0/16 or arp or less 40 or ip6 or icmp6 or vlan 7 or ether proto 0x88b5)"
 
 make_lab() { # index -> sets gen host
   gen="vnb-gen-$run_id-$1"
@@ -276,6 +281,17 @@ setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 
     kernel-ns)
       start_virtnet kernel --netns "$cont" || return 1
       rxdev=virtnet0; rxns="$cont" ;;
+    kernel-filter10)
+      # Ten primitives, nearly all of them evaluated for each flood frame; the lab's ping and TCP match too.
+      start_virtnet kernel --filter "$FILTER_MATCH10" || return 1
+      rxdev=virtnet0 ;;
+    kernel-nomatch10)
+      # Ten primitives, all evaluated (the first matches, the nine alternatives do not): every frame goes on to va.
+      start_virtnet kernel --filter "$FILTER_NOMATCH10" || return 1
+      rxdev=va ;;
+    mirror)
+      start_virtnet kernel --mirror || return 1
+      rxdev=va ;;
     kernel-chain*)
       # The alternative design: the kernel passthru program behind N-1 per-binding programs that do not match.
       local n="${1#kernel-chain}"

@@ -15,7 +15,21 @@ internal static class Program
         // it was started, so the inherited disposition goes before any handler is registered.
         _ = Libc.signal(Libc.SIGINT, Libc.SIG_DFL);
         Diagnostics.TurnOffUnlessAskedFor();
-        return Cli.Build().Parse(args).Invoke();
+        var parse = Cli.Build().Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            // A usage error: one or two lines and where to look, never the whole help text; exit code 2.
+            foreach (var error in parse.Errors.Take(2))
+            {
+                Console.Error.WriteLine($"virtnet: {error.Message}");
+            }
+
+            string command = parse.CommandResult.Command is { } c && c.Name != "virtnet" && c.Parents.Any() ? $" {c.Name}" : "";
+            Console.Error.WriteLine($"Try 'virtnet{command} --help'.");
+            return Cli.ExitUsage;
+        }
+
+        return parse.Invoke();
     }
 }
 

@@ -264,10 +264,6 @@ public sealed class Attachment : IDisposable
                 throw new VirtnetException(FailureKind.Unsuitable, "attach", options.Name, $"{options.Name}: a mirror copies frames as they are; for one VLAN's frames use --filter 'vlan {options.Vlan}' instead of --vlan", Errno.EINVAL);
             }
 
-            if (options.Datapath != DatapathKind.Kernel || options.Handlers.Count > 0)
-            {
-                throw new VirtnetException(FailureKind.Unsupported, "attach", options.Name, $"{options.Name}: --mirror runs on the kernel datapath for now (no handlers); leave out --datapath user", Errno.EOPNOTSUPP);
-            }
         }
     }
 

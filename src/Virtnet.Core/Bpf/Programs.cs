@@ -424,6 +424,39 @@ internal static class Programs
         return asm.ToArray();
     }
 
+    /// <summary>
+    /// A user-datapath mirror's receive-ring filter (a socket filter on the real device): takes whole the frames the
+    /// device receives (<paramref name="ingress"/>) and/or sends (<paramref name="egress"/>, PACKET_OUTGOING) that
+    /// <paramref name="test"/> matches; nothing of the device's own looped-back frames.
+    /// </summary>
+    public static BpfInsn[] MirrorRingFilter(bool ingress, bool egress, BpfTest? test)
+    {
+        var asm = new BpfAssembler();
+        var none = asm.DefineLabel();
+        var check = asm.DefineLabel();
+        var take = asm.DefineLabel();
+        var sent = asm.DefineLabel();
+        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
+           .JeqImm(BpfReg.R2, Packet.PACKET_LOOPBACK, none)
+           .JeqImm(BpfReg.R2, Packet.PACKET_OUTGOING, sent);
+        asm.Ja(ingress ? check : none)
+           .Mark(sent)
+           .Ja(egress ? check : none)
+           .Mark(check);
+        if (test is not null)
+        {
+            test(asm, take, none);
+        }
+
+        asm.Mark(take)
+           .MovImm(BpfReg.R0, -1)
+           .Exit()
+           .Mark(none)
+           .MovImm(BpfReg.R0, 0)
+           .Exit();
+        return asm.ToArray();
+    }
+
     /// <summary>Counts the frame in counters[<paramref name="key"/>] and drops it (a mirror's device is receive-only).</summary>
     public static BpfInsn[] CountAndDrop(CounterMap counters, int key)
     {

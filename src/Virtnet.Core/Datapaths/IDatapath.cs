@@ -57,6 +57,17 @@ public enum MirrorDirections
     Both = Ingress | Egress,
 }
 
+/// <summary>How a mirror's ready line names what it copies.</summary>
+internal static class Mirrors
+{
+    public static string Describe(MirrorDirections directions) => directions switch
+    {
+        MirrorDirections.Ingress => "what it receives",
+        MirrorDirections.Egress => "what it sends",
+        _ => "what it receives and sends",
+    };
+}
+
 /// <summary>Which datapath moves a binding's frames.</summary>
 public enum DatapathKind
 {

@@ -61,8 +61,8 @@ public sealed class PacketFilter
     {
         string text = node switch
         {
-            AndNode a => $"{Describe(a.Left)} and {Describe(a.Right)}",
-            OrNode o => $"{Describe(o.Left)} or {Describe(o.Right)}",
+            AndNode a => $"{Operand(a.Left, a)} and {Describe(a.Right)}",
+            OrNode o => $"{Operand(o.Left, o)} or {Describe(o.Right)}",
             NotNode n => $"not {Describe(n.Operand)}",
             EtherHostNode e => $"ether {(e.Direction == FilterDirection.SrcOrDst ? "host" : Direction(e.Direction, "host"))} {Convert.ToHexString(e.Mac).ToLowerInvariant().Chunk(2).Select(c => new string(c)).Aggregate((x, y) => x + ":" + y)}",
             EtherProtoNode p => p.Value switch { 0x0800 => "ip", 0x86DD => "ip6", 0x0806 => "arp", 0x8035 => "rarp", _ => $"ether proto 0x{p.Value:x}" },
@@ -85,6 +85,9 @@ public sealed class PacketFilter
         };
         return top || node is not (AndNode or OrNode) ? text : $"({text})";
     }
+
+    /// <summary>A left operand of the same operator needs no parentheses: "a and b and c" reads only one way.</summary>
+    private static string Operand(FilterNode left, FilterNode parent) => left.GetType() == parent.GetType() ? Describe(left, top: true) : Describe(left);
 
     private static string Direction(FilterDirection direction, string what) => direction switch
     {

@@ -54,7 +54,8 @@ internal sealed unsafe class PacketRing : IDisposable
     /// A ring for <paramref name="ifindex"/>, not yet receiving (see <see cref="Bind"/>): every frame the device receives (not the ones it sends: PACKET_IGNORE_OUTGOING),
     /// each with a virtio_net_hdr before it (PACKET_VNET_HDR).
     /// </summary>
-    public static PacketRing Open(int ifindex, string device, int slots)
+    /// <remarks>With <c>outgoing</c>, also the frames the device sends (a mirror of its egress).</remarks>
+    public static PacketRing Open(int ifindex, string device, int slots, bool outgoing = false)
     {
         // Protocol 0 until the ring exists, so nothing is queued to the socket before it can be read.
         var fd = FileDescriptor.FromResult(Libc.socket(Packet.AF_PACKET, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0), "socket(AF_PACKET)", device);
@@ -63,7 +64,11 @@ internal sealed unsafe class PacketRing : IDisposable
             SetInt(fd, Packet.PACKET_VERSION, Packet.TPACKET_V2, device, "PACKET_VERSION");
             SetInt(fd, Packet.PACKET_VNET_HDR, 1, device, "PACKET_VNET_HDR");
             SetInt(fd, Packet.PACKET_RESERVE, Reserve, device, "PACKET_RESERVE");
-            SetInt(fd, Packet.PACKET_IGNORE_OUTGOING, 1, device, "PACKET_IGNORE_OUTGOING");
+            if (!outgoing)
+            {
+                SetInt(fd, Packet.PACKET_IGNORE_OUTGOING, 1, device, "PACKET_IGNORE_OUTGOING");
+            }
+
             const int perBlock = BlockSize / SlotSize;
             slots = (slots + perBlock - 1) / perBlock * perBlock;
             var req = new TpacketReq { BlockSize = BlockSize, BlockNr = (uint)(slots / perBlock), FrameSize = SlotSize, FrameNr = (uint)slots };
@@ -109,8 +114,14 @@ internal sealed unsafe class PacketRing : IDisposable
     }
 
     /// <summary>Joins fanout group <paramref name="group"/>: each frame goes to one ring of the group.</summary>
-    public void JoinFanout(ushort group, int mode, string device)
+    public void JoinFanout(ushort group, int mode, string device, bool outgoing = false)
     {
+        if (outgoing)
+        {
+            SetInt(_fd, Packet.PACKET_FANOUT, group | (mode << 16), device, "PACKET_FANOUT");
+            return;
+        }
+
         // Ask the group to skip the device's transmissions; kernels before 6.8 refuse the flag (EINVAL), and then
         // the reader drops PACKET_OUTGOING slots itself.
         int arg = group | ((mode | Packet.PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16);

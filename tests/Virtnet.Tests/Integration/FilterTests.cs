@@ -56,6 +56,85 @@ public class FilterTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Any number of mirrors beside one binding that takes every frame: each gets its copies (from before the binding
+    /// takes them), and what the binding sends out through the real device is copied too.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Mirrors_BesideATakingBinding_CopyWhatItReceivesAndSends(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fmt{datapath[0]}", X, output);
+        lab.Attach(datapath, "--mac", "random");
+        lab.AddressVirtual();
+        var both = lab.Attach(datapath == "kernel" ? "user" : "kernel", "--name", "m1", "--mirror"); // the other datapath's mirror
+        var ingress = lab.Attach("kernel", "--name", "m2", "--mirror", "ingress");
+        using var c1 = PacketSocket.Open(lab.A, "m1");
+        using var c2 = PacketSocket.Open(lab.A, "m2");
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3); // answered by virtnet0, the taking binding
+        bool IsEcho(PacketSocket.Captured c, byte type) => c.PacketType != 4 && c.Data.Length > 34 && BinaryPrimitives.ReadUInt16BigEndian(c.Data.AsSpan(12)) == 0x0800 && c.Data[23] == 1 && c.Data[34] == type;
+        var f1 = c1.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero);
+        var f2 = c2.Capture(_ => false, TimeSpan.FromSeconds(0.2), TimeSpan.Zero);
+        output.WriteLine($"m1: {f1.Count(c => IsEcho(c, 8))} requests, {f1.Count(c => IsEcho(c, 0))} replies; m2: {f2.Count(c => IsEcho(c, 8))} requests, {f2.Count(c => IsEcho(c, 0))} replies");
+        Assert.Equal(3, f1.Count(c => IsEcho(c, 8)));
+        Assert.Equal(3, f1.Count(c => IsEcho(c, 0))); // sent by virtnet0 through va
+        Assert.Equal(3, f2.Count(c => IsEcho(c, 8)));
+        Assert.Equal(0, f2.Count(c => IsEcho(c, 0)));
+        foreach (var m in new[] { both, ingress })
+        {
+            m.Signal(TestLibc.SIGTERM);
+            Assert.True(m.WaitForExit(TimeSpan.FromSeconds(10)));
+            Assert.Equal(0, m.ExitCode);
+        }
+
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 2); // the taking binding never noticed
+    }
+
+    /// <summary>
+    /// With a filter (or as a mirror) the real device may be a bridge port: the bridge keeps every frame the binding
+    /// does not take (here the ping to the bridge's own address), the binding gets what it matches.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("kernel", "--filter")]
+    [InlineData("user", "--filter")]
+    [InlineData("kernel", "--mirror")]
+    public void BridgePort_FilteredOrMirrored_TheBridgeKeepsWorking(string datapath, string how)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fbr{datapath[0]}{how[2]}", X, output);
+        Net.Ip(lab.A, "link", "add", "br0", "type", "bridge");
+        Net.Ip(lab.A, "link", "set", Lab.Real, "master", "br0");
+        Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", "br0");
+        Net.Ip(lab.A, "link", "set", "br0", "up");
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 2);
+
+        // Without --filter or --mirror the port is refused, in one sentence that says what to do.
+        var refused = lab.StartAttach(Lab.Real, datapath);
+        Assert.True(refused.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.Contains("is a port of bridge br0", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--filter", refused.Stderr, StringComparison.Ordinal);
+
+        string[] args = how == "--filter" ? ["--filter", "udp dst port 4789"] : ["--mirror", "--filter", "udp dst port 4789"];
+        lab.Attach(datapath, args);
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3);
+        using var capture = PacketSocket.Open(lab.A, Lab.Virtual);
+        using (var sender = PacketSocket.Open(lab.B, Lab.Peer))
+        {
+            var vxlan = UdpFrame(Net.MacBytes(lab.A, "br0"), Net.MacBytes(lab.B, Lab.Peer), lab.B4, lab.A4, 4789);
+            for (int i = 0; i < 5; i++)
+            {
+                sender.Send(vxlan);
+            }
+        }
+
+        var frames = capture.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero).Where(f => f.PacketType != 4).ToList();
+        Assert.Equal(5, frames.Count(f => f.Data.Length > 37 && f.Data[23] == 17 && BinaryPrimitives.ReadUInt16BigEndian(f.Data.AsSpan(36)) == 4789));
+        Assert.Equal(0, frames.Count(f => f.Data.Length > 23 && f.Data[23] == 1)); // the pings stayed with the bridge
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 2);
+    }
+
+    /// <summary>
     /// A bridge-mode binding with a filter: the frames for its MAC (and the copies of broadcasts) that the filter
     /// does not match are dropped where they arrive, and counted; ARP and UDP get through, ICMP does not.
     /// </summary>
@@ -139,12 +218,14 @@ public class FilterTests(ITestOutputHelper output)
     }
 
     [SkippableTheory]
-    [InlineData("both", "")]
-    [InlineData("ingress", "udp")]
-    public void Mirror_GetsCopies_AndTheRealDeviceKeepsEverything(string direction, string expression)
+    [InlineData("kernel", "both", "")]
+    [InlineData("kernel", "ingress", "udp")]
+    [InlineData("user", "both", "")]
+    [InlineData("user", "ingress", "udp")]
+    public void Mirror_GetsCopies_AndTheRealDeviceKeepsEverything(string datapath, string direction, string expression)
     {
         Root.Require();
-        using var lab = Lab.Create($"fmi{direction[0]}", X, output);
+        using var lab = Lab.Create($"fmi{datapath[0]}{direction[0]}", X, output);
         Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Real);
         var args = new List<string> { "--name", "mir0", "--mirror", direction };
         if (expression.Length > 0)
@@ -152,7 +233,7 @@ public class FilterTests(ITestOutputHelper output)
             args.AddRange(["--filter", expression]);
         }
 
-        var mirror = lab.Attach("kernel", [.. args]);
+        var mirror = lab.Attach(datapath, [.. args]);
         Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 2);
         var (sent, matched, delivered) = SendAndCompare(lab, expression.Length == 0 ? "" : expression, "mir0");
         AssertSameFrames(expression, sent, matched, delivered);

@@ -40,16 +40,9 @@ internal sealed class MirrorDatapath : IDatapath
 
     public DatapathKind Kind => DatapathKind.Kernel;
 
-    public string? Details => $"mirror of {Describe(_directions)}";
+    public string? Details => $"mirror of {Mirrors.Describe(_directions)}";
 
     public string? Fault => null;
-
-    internal static string Describe(MirrorDirections directions) => directions switch
-    {
-        MirrorDirections.Ingress => "what it receives",
-        MirrorDirections.Egress => "what it sends",
-        _ => "what it receives and sends",
-    };
 
     public static MirrorDatapath Create(DatapathSetup setup)
     {

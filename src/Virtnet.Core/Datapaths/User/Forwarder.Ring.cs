@@ -30,7 +30,7 @@ internal sealed unsafe partial class Forwarder
             int length = (int)hdr->Snaplen;
             uint status = hdr->Status;
             byte pkttype = ((SockaddrLl*)(slot + Packet.SockaddrOffset))->Pkttype;
-            if (pkttype is Packet.PACKET_LOOPBACK or Packet.PACKET_OUTGOING)
+            if (pkttype == Packet.PACKET_LOOPBACK || (pkttype == Packet.PACKET_OUTGOING && !_outgoing))
             {
                 // The real device's own looped-back multicast (tcx leaves it to the device) or its own
                 // transmissions (ours among them): not from the wire.

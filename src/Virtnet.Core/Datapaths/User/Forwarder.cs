@@ -45,6 +45,7 @@ internal sealed unsafe partial class Forwarder
     private readonly SpreadPolicy _load;
     private readonly Thread _thread;
     private readonly bool _batched;
+    private readonly bool _outgoing;
     private IoUring? _uring;
     private volatile bool _stopping;
     private Stats _ingress;
@@ -60,7 +61,8 @@ internal sealed unsafe partial class Forwarder
     /// <param name="load">Where the frame rate is reported each window.</param>
     /// <param name="batched">Write ring frames through io_uring, one enter per batch.</param>
     /// <param name="pin">Pin the thread to CPU <paramref name="index"/>.</param>
-    public Forwarder(int index, PacketRing? ring, FileDescriptor[] ports, string[] portNames, FileDescriptor stop, IFrameHandler[] handlers, TimeSpan spin, SpreadPolicy load, bool batched, bool pin = true)
+    /// <param name="outgoing">A mirror's forwarder: the ring's copies of what the real device sends are frames to deliver too.</param>
+    public Forwarder(int index, PacketRing? ring, FileDescriptor[] ports, string[] portNames, FileDescriptor stop, IFrameHandler[] handlers, TimeSpan spin, SpreadPolicy load, bool batched, bool pin = true, bool outgoing = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(ports.Length, 2);
         _index = index;
@@ -73,6 +75,7 @@ internal sealed unsafe partial class Forwarder
         _load = load;
         _batched = batched;
         _pin = pin;
+        _outgoing = outgoing;
         _thread = new Thread(Loop) { IsBackground = true, Name = $"virtnet fwd{index}" };
     }
 

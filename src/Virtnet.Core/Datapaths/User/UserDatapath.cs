@@ -72,7 +72,9 @@ internal sealed class UserDatapath : IDatapath
 
     private volatile bool _ringDeleted;
 
-    public string Details => $"pump {_pump.Name}{(_ringName is null ? "" : $", rings on {_ringName}")}, {(BatchedWrites ? "io_uring" : "write() per frame")}";
+    public string Details => _mirrorSent is not null
+        ? $"mirror of {Mirrors.Describe(_mirror)}, sink {_pump.Name}, {(BatchedWrites ? "io_uring" : "write() per frame")}"
+        : $"pump {_pump.Name}{(_ringName is null ? "" : $", rings on {_ringName}")}, {(BatchedWrites ? "io_uring" : "write() per frame")}";
 
     /// <summary>
     /// Whether the forwarders write ring frames into the TAPs in batches through io_uring (one io_uring_enter per
@@ -216,12 +218,88 @@ internal sealed class UserDatapath : IDatapath
         }
     }
 
-    /// <summary>Mirrors run on the kernel datapath for now: refused before anything is made.</summary>
+    private static int s_mirrors;
+
+    /// <summary>
+    /// A mirror on the user datapath: receive rings on the real device take copies of what it receives and/or sends
+    /// (the ring filter decides, with the binding's filter; no tcx program on the real device at all), and the
+    /// forwarders deliver them to the virtual device through the handlers. What the virtual device sends goes to a
+    /// private TAP whose tcx ingress counts and drops it: a mirror is receive-only.
+    /// </summary>
     public static UserDatapath CreateMirror(DatapathSetup setup)
-        => throw new VirtnetException(FailureKind.Unsupported, "attach", setup.Virtual.Name, $"{setup.Virtual.Name}: --mirror runs on the kernel datapath for now; leave out --datapath user", Errno.EOPNOTSUPP);
+    {
+        var (rtnl, real, virt) = (setup.Rtnl, setup.Real, setup.Virtual);
+        var tap = virt.Tap ?? throw new ArgumentException("the user datapath needs a TAP as its virtual device", nameof(setup));
+        bool ingress = setup.Mirror.HasFlag(MirrorDirections.Ingress);
+        bool egress = setup.Mirror.HasFlag(MirrorDirections.Egress);
+        var owned = new Cleanup();
+        try
+        {
+            int queues = tap.Queues.Count;
+            string sinkName = $"vnpump{Environment.ProcessId % 100000}m{Interlocked.Increment(ref s_mirrors) % 100}";
+            var pump = owned.Add(TapDevice.Create(sinkName, queues: queues));
+            pump.EnableOffloads(tap.Offloads == 0 ? TapDevice.WantedOffloads : tap.Offloads);
+            var pumpLink = SetUpPrivate(rtnl, pump.Name, $"virtnet mirror sink for {virt.Name}", real.Mtu);
+            var sent = owned.Add(CounterMap.Create("virtnet_mcnt", 1));
+            var sink = owned.Add(BpfProgram.LoadSchedCls(MirrorSinkName, Programs.CountAndDrop(sent, 0), pump.Name));
+            owned.Add(TcxLink.Attach(sink, pumpLink.Index, pump.Name, TcxDirection.Ingress));
+
+            var spread = owned.Add(FlagMap.Create("virtnet_spread"));
+            var rings = new PacketRing[queues];
+            for (int q = 0; q < rings.Length; q++)
+            {
+                rings[q] = owned.Add(PacketRing.Open(real.Index, real.Name, RingSlots, outgoing: egress));
+            }
+
+            BpfProgram? steer = queues > 1
+                ? owned.Add(BpfProgram.LoadSocketFilter(SteeringProgramName, Programs.SteerByCpu(spread, queues), real.Name))
+                : null;
+            if (steer is not null)
+            {
+                tap.SetSteeringProgram(steer.Handle);
+                pump.SetSteeringProgram(steer.Handle);
+            }
+
+            var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.MirrorRingFilter(ingress, egress, setup.SocketTest), real.Name));
+            foreach (var ring in rings)
+            {
+                ring.AttachFilter(ringFilter.Handle, real.Name);
+            }
+
+            var stop = owned.Add(FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd"));
+            var load = new SpreadPolicy(queues, on => spread.Set(on ? 1u : 0u));
+            bool batched = IoUring.IsAvailable();
+            var handlers = setup.Handlers.ToArray();
+            string[] names = [pump.Name, virt.Name];
+            var forwarders = new Forwarder[queues];
+            for (int q = 0; q < queues; q++)
+            {
+                forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched, outgoing: egress);
+            }
+
+            BindRings(rings, real.Name, steer, outgoing: egress);
+            foreach (var f in forwarders)
+            {
+                f.Start();
+            }
+
+            owned.Add(() => StopForwarders(stop, forwarders));
+            return new UserDatapath(rtnl, pump, pumpLink, virt, owned, forwarders, batched) { _mirrorSent = sent, _mirror = setup.Mirror };
+        }
+        catch
+        {
+            owned.Dispose();
+            throw;
+        }
+    }
+
+    public const string MirrorSinkName = "virtnet_ronly";
+
+    private CounterMap? _mirrorSent;
+    private MirrorDirections _mirror;
 
     /// <summary>Binds the rings to their device and, with several, into one fanout group steered by CPU.</summary>
-    private static void BindRings(PacketRing[] rings, string device, BpfProgram? steer)
+    private static void BindRings(PacketRing[] rings, string device, BpfProgram? steer, bool outgoing = false)
     {
         foreach (var ring in rings)
         {
@@ -233,7 +311,7 @@ internal sealed class UserDatapath : IDatapath
             ushort group = (ushort)Random.Shared.Next(1, 0xFFFF);
             foreach (var ring in rings)
             {
-                ring.JoinFanout(group, Packet.PACKET_FANOUT_EBPF, device);
+                ring.JoinFanout(group, Packet.PACKET_FANOUT_EBPF, device, outgoing);
             }
 
             rings[0].SetFanoutProgram(steer.Handle, device);
@@ -292,9 +370,17 @@ internal sealed class UserDatapath : IDatapath
         }
 
         var port = _port;
+        // A mirror's device is receive-only: what it sent went to the sink, counted there.
+        ulong mirrorSent = _mirrorSent?.Read(0).Frames ?? 0;
+        if (_mirrorSent is not null)
+        {
+            egress = default;
+        }
+
         return DatapathCounters.WithCauses(
             ingress,
             egress,
+            (Direction.Egress, DropCause.MirrorReceiveOnly, mirrorSent),
             (Direction.Ingress, DropCause.RingFull, ringDropped),
             (Direction.Ingress, DropCause.QueueFull, pumpDropped + ringDeviceDropped),
             (Direction.Ingress, DropCause.Handler, handlerIn),
