@@ -34,19 +34,33 @@ internal static class ProgBench
             sw.SetGroupSlot(slot, entry);
         }
 
-        var programs = new (string Name, BpfInsn[] Insns)[]
+        // The bench lab's 64-byte flood frame (10.200.50.2:9 -> 10.200.50.1:9), for the filters (bench/run.sh's).
+        var flood = (byte[])frame.Clone();
+        flood[16] = 0; flood[17] = 50;
+        flood[22] = 64;
+        byte[] gen = [10, 200, 50, 2], host = [10, 200, 50, 1];
+        gen.CopyTo(flood, 26);
+        host.CopyTo(flood, 30);
+        flood[35] = 9; flood[37] = 9;
+        var match10 = Filters.PacketFilter.Parse("(udp dst port 9 or icmp or tcp port 5201) and host 10.200.50.2 and dst net 10.200.50.0/24 and ip and not arp and greater 40 and not ip6 and not vlan");
+        var nomatch10 = Filters.PacketFilter.Parse("(udp dst port 9 or icmp or tcp) and (host 10.9.9.9 or net 10.8.0.0/16 or arp or less 40 or ip6 or icmp6 or vlan 7 or ether proto 0x88b5)");
+        BpfTest Test(Filters.PacketFilter f) => (asm, yes, no) => f.Emit(asm, Filters.FilterContext.Tc, yes, no);
+
+        var programs = new (string Name, BpfInsn[] Insns, byte[] Frame)[]
         {
-            ("redirect only", Programs.Redirect(0x7000, 1)),
-            ("passthru (virtnet_in)", Programs.TakeIngress(counters, 0, 0x7000, 1, peer: false, down, 2)),
-            ("switch (virtnet_dsp), 16 bindings", SwitchPrograms.Dispatch(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd)),
+            ("redirect only", Programs.Redirect(0x7000, 1), frame),
+            ("passthru (virtnet_in)", Programs.TakeIngress(counters, 0, 0x7000, 1, peer: false, down, 2), flood),
+            ("passthru, 10-term filter, match", Programs.TakeIngress(counters, 0, 0x7000, 1, peer: false, down, 2, Test(match10)), flood),
+            ("passthru, 10-term filter, no match", Programs.TakeIngress(counters, 0, 0x7000, 1, peer: false, down, 2, Test(nomatch10)), flood),
+            ("switch (virtnet_dsp), 16 bindings", SwitchPrograms.Dispatch(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd), frame),
         };
-        foreach (var (name, insns) in programs)
+        foreach (var (name, insns, input) in programs)
         {
             using var program = BpfProgram.LoadSchedCls("vnb_prog", insns, "bench");
             var runs = new List<double>();
             for (int round = 0; round < 5; round++)
             {
-                runs.Add(RunMany(program, frame, repeat));
+                runs.Add(RunMany(program, input, repeat));
             }
 
             runs.Sort();

@@ -151,7 +151,7 @@ internal static class Cli
 
     /// <summary>One sentence that quotes the expression and points at the column, with the column marked under it.</summary>
     internal static string FilterError(Filters.FilterSyntaxException e)
-        => $"bad filter at column {e.Column + 1}: {e.Reason}\n  {e.Expression}\n  {new string(' ', e.Column)}^";
+        => $"bad filter '{e.Expression}' at column {e.Column + 1}: {e.Reason}\n  {e.Expression}\n  {new string(' ', e.Column)}^";
 
     private static Command BuildDemo()
     {

@@ -76,12 +76,7 @@ internal static class Programs
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
            .Exit()
            .Mark(take);
-        if (test is not null)
-        {
-            var matched = asm.DefineLabel();
-            test(asm, matched, next);
-            asm.Mark(matched).MovReg(BpfReg.R1, BpfReg.R6);
-        }
+        EmitTest(asm, test, next);
         if (down is not null)
         {
             var up = asm.DefineLabel();
@@ -304,12 +299,7 @@ internal static class Programs
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
            .Exit()
            .Mark(take);
-        if (test is not null)
-        {
-            var matched = asm.DefineLabel();
-            test(asm, matched, next);
-            asm.Mark(matched).MovReg(BpfReg.R1, BpfReg.R6);
-        }
+        EmitTest(asm, test, next);
 
         EmitIsTcpOrLarge(asm, maxRingFrame, tcp, other);
         asm.Mark(tcp);
@@ -329,12 +319,7 @@ internal static class Programs
         var asm = new BpfAssembler();
         var tcp = asm.DefineLabel();
         var other = asm.DefineLabel();
-        if (test is not null)
-        {
-            var matched = asm.DefineLabel();
-            test(asm, matched, tcp);
-            asm.Mark(matched).MovReg(BpfReg.R1, BpfReg.R6);
-        }
+        EmitTest(asm, test, tcp);
 
         EmitIsTcpOrLarge(asm, maxRingFrame, tcp, other);
         asm.Mark(tcp)
@@ -397,18 +382,13 @@ internal static class Programs
     {
         var asm = new BpfAssembler();
         var next = asm.DefineLabel();
-        var copy = asm.DefineLabel();
         if (skipLoopback)
         {
             asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
                .JeqImm(BpfReg.R2, Packet.PACKET_LOOPBACK, next);
         }
 
-        if (test is not null)
-        {
-            test(asm, copy, next);
-            asm.Mark(copy).MovReg(BpfReg.R1, BpfReg.R6);
-        }
+        EmitTest(asm, test, next);
 
         EmitCount(asm, counters.Handle.Fd, key);
         asm.MovReg(BpfReg.R1, BpfReg.R6)
@@ -455,6 +435,19 @@ internal static class Programs
            .MovImm(BpfReg.R0, 0)
            .Exit();
         return asm.ToArray();
+    }
+
+    /// <summary>With a test: jumps to <paramref name="no"/> unless it matches, and goes on with R1 = the skb.</summary>
+    private static void EmitTest(BpfAssembler asm, BpfTest? test, BpfLabel no)
+    {
+        if (test is null)
+        {
+            return;
+        }
+
+        var matched = asm.DefineLabel();
+        test(asm, matched, no);
+        asm.Mark(matched).MovReg(BpfReg.R1, BpfReg.R6);
     }
 
     /// <summary>Counts the frame in counters[<paramref name="key"/>] and drops it (a mirror's device is receive-only).</summary>

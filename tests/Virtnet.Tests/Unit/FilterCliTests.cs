@@ -20,8 +20,11 @@ public class FilterCliTests
         Assert.Equal(2, r.ExitCode);
         var lines = r.Stderr.TrimEnd().Split('\n');
         Assert.Equal(3, lines.Length); // the sentence, the expression, the caret under the column
-        Assert.StartsWith("virtnet: bad filter at column ", lines[0], StringComparison.Ordinal);
-        int column = int.Parse(lines[0]["virtnet: bad filter at column ".Length..].Split(':')[0], System.Globalization.CultureInfo.InvariantCulture);
+        string expression = args[^1];
+        string head = $"virtnet: bad filter '{expression}' at column ";
+        Assert.StartsWith(head, lines[0], StringComparison.Ordinal);
+        int column = int.Parse(lines[0][head.Length..].Split(':')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal($"  {expression}", lines[1]);
         Assert.Equal(column + 2, lines[2].TrimEnd().Length); // "  " + column - 1 spaces + "^": under the column's character
         Assert.Equal("", r.Stdout);
     }

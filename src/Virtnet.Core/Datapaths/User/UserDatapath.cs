@@ -122,24 +122,7 @@ internal sealed class UserDatapath : IDatapath
             var ringLink = ringTap is null ? null : SetUpPrivate(rtnl, ringTap.Name, $"virtnet rings for {real.Name}", real.Mtu);
             var (ringIndex, ringName) = ringLink is { } rl ? (rl.Index, rl.Name) : (real.Index, real.Name);
 
-            // One receive ring per forwarder. The virtual TAP's queues and the rings' fanout pick with the same
-            // program: the forwarder of the CPU the frame is on, or of the next CPU while the forwarders are busy
-            // (SpreadPolicy).
-            var spread = owned.Add(FlagMap.Create("virtnet_spread"));
-            var rings = new PacketRing[queues];
-            for (int q = 0; q < rings.Length; q++)
-            {
-                rings[q] = owned.Add(PacketRing.Open(ringIndex, ringName, port is null ? RingSlots : SharedRingSlots));
-            }
-
-            BpfProgram? steer = queues > 1
-                ? owned.Add(BpfProgram.LoadSocketFilter(SteeringProgramName, Programs.SteerByCpu(spread, queues), real.Name))
-                : null;
-            if (steer is not null)
-            {
-                tap.SetSteeringProgram(steer.Handle);
-                pump.SetSteeringProgram(steer.Handle);
-            }
+            var (rings, steer, spread) = OpenRings(owned, tap, pump, ringIndex, ringName, real.Name, port is null ? RingSlots : SharedRingSlots, outgoing: false);
 
             if (port is null)
             {
@@ -151,16 +134,7 @@ internal sealed class UserDatapath : IDatapath
                 }
             }
 
-            var stop = owned.Add(FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd"));
-            var load = new SpreadPolicy(queues, on => spread.Set(on ? 1u : 0u));
-            bool batched = IoUring.IsAvailable();
-            var handlers = setup.Handlers.ToArray();
-            string[] names = [pump.Name, virt.Name];
-            var forwarders = new Forwarder[queues];
-            for (int q = 0; q < queues; q++)
-            {
-                forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched);
-            }
+            var (stop, forwarders, batched) = MakeForwarders(owned, setup, rings, pump, tap, spread, outgoing: false);
 
             if (port is not null && ringLink is not null)
             {
@@ -235,30 +209,15 @@ internal sealed class UserDatapath : IDatapath
         var owned = new Cleanup();
         try
         {
-            int queues = tap.Queues.Count;
             string sinkName = $"vnpump{Environment.ProcessId % 100000}m{Interlocked.Increment(ref s_mirrors) % 100}";
-            var pump = owned.Add(TapDevice.Create(sinkName, queues: queues));
+            var pump = owned.Add(TapDevice.Create(sinkName, queues: tap.Queues.Count));
             pump.EnableOffloads(tap.Offloads == 0 ? TapDevice.WantedOffloads : tap.Offloads);
             var pumpLink = SetUpPrivate(rtnl, pump.Name, $"virtnet mirror sink for {virt.Name}", real.Mtu);
             var sent = owned.Add(CounterMap.Create("virtnet_mcnt", 1));
             var sink = owned.Add(BpfProgram.LoadSchedCls(MirrorSinkName, Programs.CountAndDrop(sent, 0), pump.Name));
             owned.Add(TcxLink.Attach(sink, pumpLink.Index, pump.Name, TcxDirection.Ingress));
 
-            var spread = owned.Add(FlagMap.Create("virtnet_spread"));
-            var rings = new PacketRing[queues];
-            for (int q = 0; q < rings.Length; q++)
-            {
-                rings[q] = owned.Add(PacketRing.Open(real.Index, real.Name, RingSlots, outgoing: egress));
-            }
-
-            BpfProgram? steer = queues > 1
-                ? owned.Add(BpfProgram.LoadSocketFilter(SteeringProgramName, Programs.SteerByCpu(spread, queues), real.Name))
-                : null;
-            if (steer is not null)
-            {
-                tap.SetSteeringProgram(steer.Handle);
-                pump.SetSteeringProgram(steer.Handle);
-            }
+            var (rings, steer, spread) = OpenRings(owned, tap, pump, real.Index, real.Name, real.Name, RingSlots, outgoing: egress);
 
             var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.MirrorRingFilter(ingress, egress, setup.SocketTest), real.Name));
             foreach (var ring in rings)
@@ -266,16 +225,7 @@ internal sealed class UserDatapath : IDatapath
                 ring.AttachFilter(ringFilter.Handle, real.Name);
             }
 
-            var stop = owned.Add(FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd"));
-            var load = new SpreadPolicy(queues, on => spread.Set(on ? 1u : 0u));
-            bool batched = IoUring.IsAvailable();
-            var handlers = setup.Handlers.ToArray();
-            string[] names = [pump.Name, virt.Name];
-            var forwarders = new Forwarder[queues];
-            for (int q = 0; q < queues; q++)
-            {
-                forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched, outgoing: egress);
-            }
+            var (stop, forwarders, batched) = MakeForwarders(owned, setup, rings, pump, tap, spread, outgoing: egress);
 
             BindRings(rings, real.Name, steer, outgoing: egress);
             foreach (var f in forwarders)
@@ -297,6 +247,50 @@ internal sealed class UserDatapath : IDatapath
 
     private CounterMap? _mirrorSent;
     private MirrorDirections _mirror;
+
+    /// <summary>
+    /// One receive ring per forwarder on <paramref name="device"/>, not yet bound. The virtual TAP's queues and the
+    /// rings' fanout pick with the same program: the forwarder of the CPU the frame is on, or of the next CPU while
+    /// the forwarders are busy (SpreadPolicy).
+    /// </summary>
+    private static (PacketRing[] Rings, BpfProgram? Steer, FlagMap Spread) OpenRings(Cleanup owned, TapDevice tap, TapDevice pump, int ifindex, string device, string realName, int slots, bool outgoing)
+    {
+        int queues = tap.Queues.Count;
+        var spread = owned.Add(FlagMap.Create("virtnet_spread"));
+        var rings = new PacketRing[queues];
+        for (int q = 0; q < rings.Length; q++)
+        {
+            rings[q] = owned.Add(PacketRing.Open(ifindex, device, slots, outgoing));
+        }
+
+        BpfProgram? steer = queues > 1
+            ? owned.Add(BpfProgram.LoadSocketFilter(SteeringProgramName, Programs.SteerByCpu(spread, queues), realName))
+            : null;
+        if (steer is not null)
+        {
+            tap.SetSteeringProgram(steer.Handle);
+            pump.SetSteeringProgram(steer.Handle);
+        }
+
+        return (rings, steer, spread);
+    }
+
+    /// <summary>One forwarder per ring, between the pump (port 0) and the virtual TAP; not started.</summary>
+    private static (FileDescriptor Stop, Forwarder[] Forwarders, bool Batched) MakeForwarders(Cleanup owned, DatapathSetup setup, PacketRing[] rings, TapDevice pump, TapDevice tap, FlagMap spread, bool outgoing)
+    {
+        var stop = owned.Add(FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd"));
+        var load = new SpreadPolicy(rings.Length, on => spread.Set(on ? 1u : 0u));
+        bool batched = IoUring.IsAvailable();
+        var handlers = setup.Handlers.ToArray();
+        string[] names = [pump.Name, setup.Virtual.Name];
+        var forwarders = new Forwarder[rings.Length];
+        for (int q = 0; q < rings.Length; q++)
+        {
+            forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched, outgoing: outgoing);
+        }
+
+        return (stop, forwarders, batched);
+    }
 
     /// <summary>Binds the rings to their device and, with several, into one fanout group steered by CPU.</summary>
     private static void BindRings(PacketRing[] rings, string device, BpfProgram? steer, bool outgoing = false)
