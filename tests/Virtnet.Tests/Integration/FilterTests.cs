@@ -55,6 +55,30 @@ public class FilterTests(ITestOutputHelper output)
         Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3);
     }
 
+    /// <summary>A mirror whose device lives in another namespace (a monitoring container): the copies cross its veth.</summary>
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void Mirror_InAnotherNamespace_GetsTheCopiesThere(string datapath)
+    {
+        Root.Require();
+        using var lab = Lab.Create($"fmn{datapath[0]}", X, output);
+        using var c = new TestNetns($"fmnc{datapath[0]}");
+        Net.Ip(lab.A, "addr", "add", $"{lab.A4}/24", "dev", Lab.Real);
+        var mirror = lab.Attach(datapath, "--name", "mon0", "--mirror", "--netns", c.Name);
+        Assert.Contains($", in /run/netns/{c.Name}, ", mirror.ReadyLine, StringComparison.Ordinal);
+        Assert.False(Net.Exists(lab.A, "mon0"));
+        using var capture = PacketSocket.Open(c, "mon0");
+        Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3);
+        var frames = capture.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero).Where(f => f.PacketType != 4).ToList();
+        bool IsEcho(PacketSocket.Captured f, byte type) => f.Data.Length > 34 && BinaryPrimitives.ReadUInt16BigEndian(f.Data.AsSpan(12)) == 0x0800 && f.Data[23] == 1 && f.Data[34] == type;
+        Assert.Equal(3, frames.Count(f => IsEcho(f, 8)));
+        Assert.Equal(3, frames.Count(f => IsEcho(f, 0)));
+        mirror.Signal(TestLibc.SIGTERM);
+        Assert.True(mirror.WaitForExit(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, mirror.ExitCode);
+    }
+
     /// <summary>
     /// Any number of mirrors beside one binding that takes every frame: each gets its copies (from before the binding
     /// takes them), and what the binding sends out through the real device is copied too.
