@@ -71,7 +71,6 @@ public class FilterTests(ITestOutputHelper output)
         using var capture = PacketSocket.Open(c, "mon0");
         Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3);
         var frames = capture.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero).Where(f => f.PacketType != 4).ToList();
-        bool IsEcho(PacketSocket.Captured f, byte type) => f.Data.Length > 34 && BinaryPrimitives.ReadUInt16BigEndian(f.Data.AsSpan(12)) == 0x0800 && f.Data[23] == 1 && f.Data[34] == type;
         Assert.Equal(3, frames.Count(f => IsEcho(f, 8)));
         Assert.Equal(3, frames.Count(f => IsEcho(f, 0)));
         mirror.Signal(TestLibc.SIGTERM);
@@ -97,7 +96,6 @@ public class FilterTests(ITestOutputHelper output)
         using var c1 = PacketSocket.Open(lab.A, "m1");
         using var c2 = PacketSocket.Open(lab.A, "m2");
         Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3); // answered by virtnet0, the taking binding
-        bool IsEcho(PacketSocket.Captured c, byte type) => c.PacketType != 4 && c.Data.Length > 34 && BinaryPrimitives.ReadUInt16BigEndian(c.Data.AsSpan(12)) == 0x0800 && c.Data[23] == 1 && c.Data[34] == type;
         var f1 = c1.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero);
         var f2 = c2.Capture(_ => false, TimeSpan.FromSeconds(0.2), TimeSpan.Zero);
         output.WriteLine($"m1: {f1.Count(c => IsEcho(c, 8))} requests, {f1.Count(c => IsEcho(c, 0))} replies; m2: {f2.Count(c => IsEcho(c, 8))} requests, {f2.Count(c => IsEcho(c, 0))} replies");
@@ -266,7 +264,6 @@ public class FilterTests(ITestOutputHelper output)
         using var capture = PacketSocket.Open(lab.A, "mir0");
         Net.AssertPing(lab.B, Lab.Peer, lab.A4, count: 3);
         var frames = capture.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero);
-        bool IsEcho(PacketSocket.Captured c, byte type) => c.Data.Length > 34 && BinaryPrimitives.ReadUInt16BigEndian(c.Data.AsSpan(12)) == 0x0800 && c.Data[23] == 1 && c.Data[34] == type;
         int requests = frames.Count(c => IsEcho(c, 8));
         int replies = frames.Count(c => IsEcho(c, 0));
         output.WriteLine($"mirror saw {requests} echo requests and {replies} replies");
@@ -356,6 +353,10 @@ public class FilterTests(ITestOutputHelper output)
         Assert.True(missing.Count == 0 && extra.Count == 0 && want.Count == got.Count,
             $"'{expression}': {missing.Count} matched by tcpdump but not delivered, {extra.Count} delivered but not matched, counts {want.Count} vs {got.Count}; e.g. missing {missing.FirstOrDefault()?[..Math.Min(120, missing.First().Length)]} extra {extra.FirstOrDefault()?[..Math.Min(120, extra.First().Length)]}");
     }
+
+    /// <summary>An untagged ICMPv4 message of <paramref name="type"/> (8 echo request, 0 reply) that the device received.</summary>
+    private static bool IsEcho(PacketSocket.Captured c, byte type)
+        => c.PacketType != 4 && c.Data.Length > 34 && BinaryPrimitives.ReadUInt16BigEndian(c.Data.AsSpan(12)) == 0x0800 && c.Data[23] == 1 && c.Data[34] == type;
 
     /// <summary>A frame as sent: a VLAN tag the kernel reported out of band goes back in after the MACs.</summary>
     private static byte[] Restore(PacketSocket.Captured c)
