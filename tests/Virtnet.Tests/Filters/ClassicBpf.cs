@@ -91,7 +91,14 @@ internal static class ClassicBpf
     /// (unknown opcode, scratch slot past 15, control leaving the program) throws
     /// <see cref="InvalidOperationException"/>: pcap_compile never produces one, so it means a broken harness.
     /// </summary>
-    public static uint Run(ReadOnlySpan<ClassicInsn> program, ReadOnlySpan<byte> frame)
+    public static uint Run(ReadOnlySpan<ClassicInsn> program, ReadOnlySpan<byte> frame) => Run(program, frame, vlanPresent: false, vlanTci: 0);
+
+    /// <summary>
+    /// As the kernel runs a socket filter over a received frame whose outer VLAN tag (if any) is in the skb's metadata:
+    /// <paramref name="frame"/> without it, <paramref name="vlanPresent"/> and <paramref name="vlanTci"/> for the
+    /// ancillary loads of a live-compiled program (SKF_AD_VLAN_TAG_PRESENT, SKF_AD_VLAN_TAG).
+    /// </summary>
+    public static uint Run(ReadOnlySpan<ClassicInsn> program, ReadOnlySpan<byte> frame, bool vlanPresent, ushort vlanTci)
     {
         uint a = 0;
         uint x = 0;
@@ -122,8 +129,8 @@ internal static class ClassicBpf
                 case BPF_LD | BPF_B | BPF_ABS:
                     if (k is SkfAdOff + SkfAdVlanTag or SkfAdOff + SkfAdVlanTagPresent)
                     {
-                        // Linux's ancillary loads, in live-compiled programs: the frames here carry no VLAN metadata.
-                        a = 0;
+                        // Linux's ancillary loads, in live-compiled programs: the skb's VLAN metadata.
+                        a = k == SkfAdOff + SkfAdVlanTagPresent ? (vlanPresent ? 1u : 0u) : vlanTci;
                         break;
                     }
 
