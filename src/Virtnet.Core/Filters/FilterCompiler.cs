@@ -410,21 +410,13 @@ internal sealed class FilterCompiler
     /// <summary>Tests the source and/or destination address (one word per entry; words with a zero mask are skipped).</summary>
     private void Addresses(FilterDirection direction, int[] words, int[] masks, LinkOffset at, int source, int destination, BpfLabel yes, BpfLabel no)
     {
-        if (masks.All(m => m == 0))
-        {
-            _asm.Ja(yes); // a /0: every address
-            return;
-        }
 
         void Test(int offset, BpfLabel miss)
         {
             for (int i = 0; i < words.Length; i++)
             {
-                if (masks[i] == 0)
-                {
-                    continue; // libpcap's optimizer drops a load whose every bit is masked off (and its bounds check)
-                }
-
+                // Every word is loaded, even one whose bits are all masked off (a /0, the tail of an IPv6 prefix), as
+                // in libpcap's program before its optimizer: on a frame cut short that load is what ends the filter.
                 Load(BPF_W, at, offset + (4 * i));
                 if (masks[i] != -1)
                 {

@@ -74,7 +74,9 @@ public sealed class FilterDifferentialTests(ITestOutputHelper output)
         string? text = Environment.GetEnvironmentVariable("VIRTNET_FILTER_SEED");
         if (string.IsNullOrEmpty(text))
         {
-            return Random.Shared.Next();
+            // The day's number: the same seed for every run of a day (a CI run repeats the developer's), a new one
+            // each day (the search goes on). 78 seeds passed when this was written; one had found a real difference.
+            return (int)(DateTime.UtcNow - DateTime.UnixEpoch).TotalDays;
         }
 
         Assert.True(int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int seed),
