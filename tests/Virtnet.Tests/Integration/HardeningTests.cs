@@ -45,7 +45,9 @@ public class HardeningTests(ITestOutputHelper output)
         using var lab = Lab.Create("hterm", X, output);
         using var container = new TestNetns("htermc");
         int stopped = 0;
-        foreach (int delayMs in new[] { 50, 150, 200, 250, 300, 350, 450, 600 })
+        // The later moments are past any start, however loaded the machine (a CI run with other classes in parallel
+        // once had only 2 of the first eight delays land after the handlers).
+        foreach (int delayMs in new[] { 50, 150, 250, 350, 600, 1000, 1500, 2500 })
         {
             var virtnet = VirtnetProcess.Start(lab.A, "attach", Lab.Real, "--netns", container.Name);
             try
@@ -58,7 +60,9 @@ public class HardeningTests(ITestOutputHelper output)
                 Assert.True(left.Count == 0, $"after SIGTERM at {delayMs} ms, left behind: {string.Join(", ", left)}\n{virtnet.Describe()}");
                 Assert.False(Net.Exists(container, Lab.Virtual), $"virtnet0 left in the container after SIGTERM at {delayMs} ms");
                 Assert.True(Net.HooksEmpty(lab.A, Lab.Real), $"programs left on {Lab.Real}: {Net.DescribeHooks(lab.A, Lab.Real)}");
-                // Once the handlers stand (a fraction of a second in), SIGTERM means a clean stop: exit 0.
+                // Once the handlers stand (a fraction of a second in), SIGTERM means a clean stop: exit 0. A binding
+                // that said ready had them.
+                Assert.True(virtnet.ReadyLine is null || virtnet.ExitCode == 0, $"ready, then exit {virtnet.ExitCode} after SIGTERM at {delayMs} ms: {virtnet.Describe()}");
                 if (virtnet.ExitCode == 0)
                 {
                     stopped++;
@@ -74,7 +78,7 @@ public class HardeningTests(ITestOutputHelper output)
             }
         }
 
-        Assert.True(stopped >= 4, $"only {stopped} of 8 SIGTERMs were handled as a clean stop");
+        Assert.True(stopped >= 3, $"only {stopped} of 8 SIGTERMs were handled as a clean stop");
     }
 
     [SkippableFact]
