@@ -14,7 +14,7 @@ ip -n $H link add va type veth peer name vb netns $G; ip -n $G link set vb up; i
 ip -n $H addr add 10.200.50.1/24 dev va
 rxmac=$(ip -n $H -j link show va | jq -r '.[0].address'); gmac=$(ip -n $G -j link show vb | jq -r '.[0].address')
 ip -n $G neigh replace 10.200.50.1 lladdr $rxmac dev vb nud permanent
-echo 'table inet vnb { chain pre { type filter hook prerouting priority -300; policy accept; udp dport 9 counter drop; }; }' | ip netns exec $H nft -f -
+echo 'table inet vnb { chain pre { type filter hook prerouting priority -300; policy accept; iifname "va" udp dport 9 counter drop; }; }' | ip netns exec $H nft -f -
 cnt() { ip netns exec $H nft list chain inet vnb pre | awk '/packets/{for(i=1;i<NF;i++) if($i=="packets") print $(i+1)}'; }
 txp() { ip -n $G -s -j link show vb | jq '.[0].stats64.tx.packets'; }
 iph=45000032000040004011c1280ac832020ac8320100090009001e0000$(printf '%044d' 0)
