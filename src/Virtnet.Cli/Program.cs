@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Virtnet.Cli.Service;
 using Virtnet.Datapaths;
 using Virtnet.Lab;
 using Virtnet.Native;
@@ -41,14 +43,29 @@ internal static class Cli
     public const int ExitUsage = 2;
     public const int ExitInternal = 70;
 
+    /// <summary>-v: debug messages too (every command).</summary>
+    internal static readonly Option<bool> Verbose = new("--verbose", "-v") { Description = "log debug messages too", Recursive = true };
+
+    /// <summary>-q: only warnings and errors (every command).</summary>
+    internal static readonly Option<bool> Quiet = new("--quiet", "-q") { Description = "log only warnings and errors", Recursive = true };
+
     public static RootCommand Build()
     {
         var root = new RootCommand("virtnet: bind a virtual network device to a real one, with a BPF (tcx) or a managed (C#) datapath.");
+        root.Options.Add(Verbose);
+        root.Options.Add(Quiet);
         root.Subcommands.Add(BuildAttach());
+        root.Subcommands.Add(ServiceCommands.BuildRun());
+        root.Subcommands.Add(ServiceCommands.BuildShow());
+        root.Subcommands.Add(ServiceCommands.BuildStats());
+        root.Subcommands.Add(ServiceCommands.BuildDetach());
         root.Subcommands.Add(BuildFilter());
         root.Subcommands.Add(BuildDemo());
         return root;
     }
+
+    /// <summary>The log of a command, at the verbosity -v/-q ask for.</summary>
+    internal static ILoggerFactory Logs(ParseResult parse) => Logging.Create(parse.GetValue(Verbose), parse.GetValue(Quiet));
 
     private static Option<string> DatapathOption()
     {
@@ -118,7 +135,8 @@ internal static class Cli
                 return ExitUsage;
             }
 
-            return RunAttach(options, Console.Out, Console.Error, TimeSpan.FromSeconds(interval));
+            using var logs = Logs(parse);
+            return RunAttach(options, Console.Out, Console.Error, TimeSpan.FromSeconds(interval), logs);
         });
         return command;
     }
@@ -262,7 +280,7 @@ internal static class Cli
         return (MacMode.Explicit, mac);
     }
 
-    internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error, TimeSpan statsInterval = default)
+    internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error, TimeSpan statsInterval = default, ILoggerFactory? logs = null)
     {
         // Signals first: a SIGTERM or SIGINT from here on stops the attach cleanly, even one that comes while the
         // binding is being made (it is then undone as soon as it stands).
@@ -275,26 +293,31 @@ internal static class Cli
 
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var ownLogs = logs is null ? Logging.Create(verbose: false, quiet: false, error) : null;
+        var log = (logs ?? ownLogs!).CreateLogger("virtnet");
+        using var notifier = new SystemdNotifier(log);
         return Guard(error, options.Name, () =>
         {
-            using var attachment = Attachment.Create(options);
-            output.WriteLine(ReadyLine(attachment));
-            output.Flush();
+            using var host = new BindingHost(output, log, statsInterval);
 
-            using var reporter = statsInterval > TimeSpan.Zero ? new StatsReporter(attachment, output, statsInterval) : null;
-            string? failure = attachment.Run(stop.Token, line => output.WriteLine(line));
-            reporter?.Dispose();
-            var counters = attachment.ReadCounters();
-            attachment.Dispose();
-            output.WriteLine($"{attachment.VirtualName} stopped: {FormatCounters(counters)}{FormatCauses(counters)}");
-            output.WriteLine($"{attachment.VirtualName} process: {ProcessCost()}");
-            if (failure is not null)
+            // The socket first: by the ready line, show, stats and detach can reach the binding.
+            using (ControlServer.TryStart(host, log))
             {
-                error.WriteLine($"virtnet: {failure}; {attachment.VirtualName} removed and {attachment.RealName} given back");
-                return ExitFailure;
-            }
+                var binding = host.Start(options);
+                notifier.Ready(ServiceCommands.Summary(host));
 
-            return ExitOk;
+                // Until a signal, a detach from another shell, or the binding's end (its real device gone).
+                WaitHandle[] waits = [stop.Token.WaitHandle, host.Changed];
+                while (!stop.IsCancellationRequested && host.Count > 0)
+                {
+                    WaitHandle.WaitAny(waits);
+                }
+
+                notifier.Stopping();
+                host.StopAll(TimeSpan.FromSeconds(30));
+                output.WriteLine($"{binding.Attachment.VirtualName} process: {ProcessCost()}");
+                return binding.Failure is null ? ExitOk : ExitFailure;
+            }
         });
     }
 
@@ -374,19 +397,29 @@ internal static class Cli
         }
         catch (VirtnetException e)
         {
-            error.WriteLine($"virtnet: {Sentence(e, virtualName)}");
+            Fail(error, Sentence(e, virtualName));
             return ExitFailure;
         }
         catch (UsageException e)
         {
-            error.WriteLine($"virtnet: {e.Message}");
+            Fail(error, e.Message);
             return ExitUsage;
         }
         catch (Exception e)
         {
-            error.WriteLine($"virtnet: internal error, please report it: {e}");
+            Fail(error, $"internal error, please report it: {e}");
             return ExitInternal;
         }
+    }
+
+    /// <summary>
+    /// A failure's sentence on stderr, "virtnet: ...": under systemd (JOURNAL_STREAM set) with journald's error
+    /// priority in front, "&lt;3&gt;virtnet: ...", as the log's lines carry theirs.
+    /// </summary>
+    internal static void Fail(TextWriter error, string sentence)
+    {
+        bool journal = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM"));
+        error.WriteLine($"{(journal ? "<3>" : "")}virtnet: {sentence}");
     }
 
     /// <summary>

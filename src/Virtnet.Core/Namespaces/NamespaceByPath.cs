@@ -1,3 +1,5 @@
+using Virtnet.Native;
+
 namespace Virtnet.Namespaces;
 
 /// <summary>
@@ -21,8 +23,18 @@ internal sealed class NamespaceByPath
     /// <summary>The namespace <paramref name="held"/> refers to now, to be reached later by <paramref name="path"/>.</summary>
     public static NamespaceByPath Of(string path, NetNamespace held) => new(path, Identity(held));
 
-    /// <summary>"net:[inode]" of a held namespace.</summary>
-    public static string Identity(NetNamespace held) => new FileInfo($"/proc/self/fd/{held.Handle.Fd}").LinkTarget ?? "";
+    /// <summary>
+    /// "net:[inode]" of a held namespace, from its nsfs inode. (Not /proc/self/fd/N's link: for a namespace opened
+    /// through an `ip netns` bind mount, that reads as the path /run/netns/NAME, the same for every namespace ever
+    /// given that name.)
+    /// </summary>
+    public static unsafe string Identity(NetNamespace held)
+    {
+        byte* buffer = stackalloc byte[Libc.StatxSize];
+        return Libc.statx(held.Handle.Fd, "", Libc.AT_EMPTY_PATH, Libc.STATX_INO, buffer) == 0
+            ? $"net:[{*(ulong*)(buffer + Libc.StatxInoOffset)}]"
+            : "";
+    }
 
     /// <summary>"net:[inode]" of the calling thread's namespace.</summary>
     public static string Current() => new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? "";

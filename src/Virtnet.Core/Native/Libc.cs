@@ -25,6 +25,15 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int close(int fd);
 
+    // sys/stat.h, linux/stat.h: statx(2). Its struct has one layout on every architecture: stx_ino is the u64 at 32.
+    public const int AT_EMPTY_PATH = 0x1000;
+    public const uint STATX_INO = 0x100;
+    public const int StatxSize = 256;
+    public const int StatxInoOffset = 32;
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
     // sys/file.h
     public const int LOCK_SH = 1;
     public const int LOCK_EX = 2;

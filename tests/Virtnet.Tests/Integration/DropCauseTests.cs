@@ -37,7 +37,7 @@ public partial class DropCauseTests(ITestOutputHelper output)
         if (datapath == "kernel")
         {
             // The kernel datapath says when it has seen the device go down; from then on the drops are its own.
-            Net.WaitUntil(() => virtnet.Stdout.Contains($"{Lab.Virtual}: down;", StringComparison.Ordinal), TimeSpan.FromSeconds(3), virtnet.Describe);
+            Net.WaitUntil(() => virtnet.Stderr.Contains($"{Lab.Virtual}: down;", StringComparison.Ordinal), TimeSpan.FromSeconds(3), virtnet.Describe);
         }
 
         PacketSocket.Burst(lab.B, Lab.Peer, mac, Frames);

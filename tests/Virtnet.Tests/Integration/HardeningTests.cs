@@ -152,7 +152,7 @@ public class HardeningTests(ITestOutputHelper output)
         using var lab = Lab.Create($"hmtu{datapath[0]}", X, output, mtu: 65535);
         var virtnet = lab.Up(datapath);
         Assert.Equal(65521, Net.Mtu(lab.A, Lab.Virtual));
-        Net.WaitUntil(() => virtnet.Stdout.Contains("mtu 65521, the most its driver takes", StringComparison.Ordinal), TimeSpan.FromSeconds(5), virtnet.Describe);
+        Net.WaitUntil(() => virtnet.Stderr.Contains("mtu 65521, the most its driver takes", StringComparison.Ordinal), TimeSpan.FromSeconds(5), virtnet.Describe);
         Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2, size: 8000);
 
         // Down and up again across the maximum: followed below it, clamped above it, never an error.
@@ -161,7 +161,7 @@ public class HardeningTests(ITestOutputHelper output)
         Net.Ip(lab.A, "link", "set", Lab.Real, "mtu", "65535");
         Net.WaitUntil(() => Net.Mtu(lab.A, Lab.Virtual) == 65521, Net.FollowDeadline, virtnet.Describe);
         Assert.False(virtnet.HasExited, virtnet.Describe());
-        Assert.Single(System.Text.RegularExpressions.Regex.Matches(virtnet.Stdout, "the most its driver takes"));
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(virtnet.Stderr, "the most its driver takes"));
         Net.AssertPing(lab.A, lab.A4, lab.B4, count: 2);
     }
 
@@ -179,7 +179,7 @@ public class HardeningTests(ITestOutputHelper output)
             Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
         }
 
-        Assert.Single(System.Text.RegularExpressions.Regex.Matches(virtnet.Stdout, $"{pump} was set down"));
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(virtnet.Stderr, $"{pump} was set down"));
     }
 
     [SkippableFact]
@@ -192,7 +192,7 @@ public class HardeningTests(ITestOutputHelper output)
         string peer = $"vnpeer{Net.Ifindex(lab.A, Lab.Real)}";
         Net.Ip(lab.A, "link", "set", peer, "down");
         Net.WaitUntil(() => Net.Flags(lab.A, peer).Contains("UP"), Net.FollowDeadline, virtnet.Describe);
-        Assert.Contains($"{peer} was set down", virtnet.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"{peer} was set down", virtnet.Stderr, StringComparison.Ordinal);
     }
 
     [SkippableTheory]
@@ -212,7 +212,7 @@ public class HardeningTests(ITestOutputHelper output)
         Net.Ip(lab.A, "link", "del", "wan0");
         Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), virtnet.Describe());
         Assert.Contains("wan0 disappeared", virtnet.Stderr, StringComparison.Ordinal);
-        Assert.Contains("is now called wan0", virtnet.Stdout, StringComparison.Ordinal);
+        Assert.Contains("is now called wan0", virtnet.Stderr, StringComparison.Ordinal);
     }
 
     [SkippableTheory]
@@ -230,7 +230,7 @@ public class HardeningTests(ITestOutputHelper output)
         const string NewMac = "02:42:ac:11:00:07";
         Net.Ip(lab.A, "link", "set", Lab.Real, "address", NewMac);
         Net.WaitUntil(() => Net.Mac(where, Lab.Virtual) == NewMac, Net.FollowDeadline, () => Net.LinkText(where, Lab.Virtual) + "\n" + virtnet.Describe());
-        Net.WaitUntil(() => virtnet.Stdout.Contains($"mac {NewMac} (following", StringComparison.Ordinal), Net.FollowDeadline, virtnet.Describe);
+        Net.WaitUntil(() => virtnet.Stderr.Contains($"mac {NewMac} (following", StringComparison.Ordinal), Net.FollowDeadline, virtnet.Describe);
         // vb learns the new address on its next ARP exchange: flush, then ping.
         Net.Ip(lab.B, "neigh", "flush", "dev", Lab.Peer);
         Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
