@@ -108,6 +108,7 @@ internal static class Cli
         command.SetAction(parse =>
         {
             AttachOptions options;
+            double interval = parse.GetValue(stats);
             try
             {
                 options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac), parse.GetValue(busyPoll), parse.GetValue(netns), parse.GetValue(mode)!, parse.GetValue(vlan));
@@ -116,6 +117,7 @@ internal static class Cli
                     Filter = parse.GetValue(filter) is { } expression ? Filters.PacketFilter.Parse(expression) : null,
                     Mirror = parse.GetResult(mirror) is null ? MirrorDirections.None : ParseMirror(parse.GetValue(mirror)),
                 };
+                CheckStats(interval, $"--stats {interval}");
             }
             catch (UsageException e)
             {
@@ -125,13 +127,6 @@ internal static class Cli
             catch (Filters.FilterSyntaxException e)
             {
                 Console.Error.WriteLine($"virtnet: {FilterError(e)}");
-                return ExitUsage;
-            }
-
-            double interval = parse.GetValue(stats);
-            if (!(interval >= 0 && interval <= 86400)) // NaN too
-            {
-                Console.Error.WriteLine($"virtnet: --stats {interval} is out of range; give seconds from 0 to 86400, e.g. 1");
                 return ExitUsage;
             }
 
@@ -169,7 +164,11 @@ internal static class Cli
 
     /// <summary>One sentence that quotes the expression and points at the column, with the column marked under it.</summary>
     internal static string FilterError(Filters.FilterSyntaxException e)
-        => $"bad filter '{e.Expression}' at column {e.Column + 1}: {e.Reason}\n  {e.Expression}\n  {new string(' ', e.Column)}^";
+        => $"{FilterSentence(e)}\n  {e.Expression}\n  {new string(' ', e.Column)}^";
+
+    /// <summary>The sentence of <see cref="FilterError"/> alone, on one line: the expression, the column and why.</summary>
+    internal static string FilterSentence(Filters.FilterSyntaxException e)
+        => $"bad filter '{e.Expression}' at column {e.Column + 1}: {e.Reason}";
 
     private static Command BuildDemo()
     {
@@ -193,22 +192,15 @@ internal static class Cli
     internal static AttachOptions ParseAttach(string real, string name, string datapath, string? mac, int? busyPollMicroseconds = null, string? netns = null, string mode = "passthru", int? vlan = null)
     {
         var (macMode, bytes) = mac is null ? ((MacMode?)null, (byte[]?)null) : ParseMac(mac);
-        var bindingMode = mode switch
+        var bindingMode = ParseMode(mode);
+        if (vlan is { } id)
         {
-            "passthru" => BindingMode.Passthru,
-            "bridge" => BindingMode.Bridge,
-            "private" => BindingMode.Private,
-            "vepa" => BindingMode.Vepa,
-            _ => throw new UsageException($"unknown mode '{mode}'; use passthru, bridge, private or vepa"),
-        };
-        if (vlan is < 1 or > 4094)
-        {
-            throw new UsageException($"--vlan {vlan} is out of range; give a VLAN id from 1 to 4094");
+            CheckVlan(id, $"--vlan {id}");
         }
 
-        if (busyPollMicroseconds is < 0 or > 1_000_000)
+        if (busyPollMicroseconds is { } poll)
         {
-            throw new UsageException($"--busy-poll {busyPollMicroseconds} is out of range; give microseconds from 0 to 1000000, e.g. 200");
+            CheckBusyPoll(poll, $"--busy-poll {poll}");
         }
 
         return new AttachOptions
@@ -223,6 +215,43 @@ internal static class Cli
             BusyPoll = busyPollMicroseconds is { } us ? TimeSpan.FromMicroseconds(us) : null,
             Netns = ParseNetns(netns),
         };
+    }
+
+    /// <summary>The mode of --mode (and of a config file's mode key), with macvlan's names.</summary>
+    internal static BindingMode ParseMode(string value) => value switch
+    {
+        "passthru" => BindingMode.Passthru,
+        "bridge" => BindingMode.Bridge,
+        "private" => BindingMode.Private,
+        "vepa" => BindingMode.Vepa,
+        _ => throw new UsageException($"unknown mode '{value}'; use passthru, bridge, private or vepa"),
+    };
+
+    /// <summary>Refuses a VLAN id outside 1-4094; <paramref name="given"/> is how the sentence names it (here "--vlan 5000").</summary>
+    internal static void CheckVlan(long vlan, string given)
+    {
+        if (vlan is < 1 or > 4094)
+        {
+            throw new UsageException($"{given} is out of range; give a VLAN id from 1 to 4094");
+        }
+    }
+
+    /// <summary>Refuses a busy-poll outside 0-1000000 microseconds; <paramref name="given"/> names it in the sentence.</summary>
+    internal static void CheckBusyPoll(long microseconds, string given)
+    {
+        if (microseconds is < 0 or > 1_000_000)
+        {
+            throw new UsageException($"{given} is out of range; give microseconds from 0 to 1000000, e.g. 200");
+        }
+    }
+
+    /// <summary>Refuses a stats interval outside 0-86400 seconds, and NaN; <paramref name="given"/> names it in the sentence.</summary>
+    internal static void CheckStats(double seconds, string given)
+    {
+        if (!(seconds >= 0 && seconds <= 86400)) // NaN too
+        {
+            throw new UsageException($"{given} is out of range; give seconds from 0 to 86400, e.g. 1");
+        }
     }
 
     /// <summary>A name as `ip netns` keeps them (/run/netns/NAME), or a path to a namespace file.</summary>

@@ -1,14 +1,376 @@
-// Placeholder until the config-file branch lands.
+// The config file of `virtnet run --config FILE`: TOML, one [[binding]] table per binding, whose keys are the long
+// options of `virtnet attach` (name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll, stats) plus real,
+// the real device. TomlReader.cs reads the syntax; the values go through attach's own parsers (Cli.ParseAttach and
+// its parts, PacketFilter.Parse), so a binding means what the attach command line with the same values means.
+// Every error is one sentence, "FILE:LINE: ...", naming the key and saying what to do; a file with an error is
+// refused whole, so a reload never applies half a file.
+using System.Globalization;
+using System.Text;
+using Virtnet.Datapaths;
+using Virtnet.Devices;
+using Virtnet.Native;
+
 namespace Virtnet.Cli.Config;
 
+/// <summary>One binding of a config file: what <c>virtnet attach</c> would be given for it, and where it is.</summary>
+/// <param name="Options">The attach options, as the attach command line with the same values gives them.</param>
+/// <param name="StatsSeconds">The <c>stats</c> key: print the counters every this many seconds; 0 (also when absent): only on exit.</param>
+/// <param name="Line">The line of the binding's <c>[[binding]]</c> header, 1-based.</param>
+/// <param name="Fingerprint">
+/// Every setting with its default resolved, on one line, e.g. <c>real="eth1" name="v1" netns="/run/netns/c1"
+/// mode=bridge mac=random datapath=user vlan=100 filter="udp port 4789" mirror=none busy-poll=200 stats=0</c>:
+/// equal for two entries that mean the same thing (an omitted default or a written one, any key order, any
+/// spelling of the same value), different when any setting differs. A reload keeps a binding whose fingerprint is
+/// unchanged and re-creates one whose fingerprint changed.
+/// </param>
 public sealed record ConfigBinding(AttachOptions Options, double StatsSeconds, int Line, string Fingerprint)
 {
-    public string Identity => Options.Name;
+    /// <summary>
+    /// The binding's identity across reloads, its virtual device: the name on the host (<c>v1</c>), or
+    /// <c>NETNS/NAME</c> in a namespace (<c>c1/v1</c>), where NETNS is the name for a namespace of <c>ip netns</c>
+    /// (whether written as <c>c1</c> or <c>/run/netns/c1</c>) and the path for any other (<c>/proc/42/ns/net/v1</c>).
+    /// A device name holds no '/': the last one separates the two.
+    /// </summary>
+    public string Identity => Options.Netns is { } netns ? $"{ConfigFile.NetnsName(netns)}/{Options.Name}" : Options.Name;
 }
 
+/// <summary>A config file that cannot be used: the message is one sentence, <c>FILE:LINE: ...</c>, saying what to do.</summary>
+/// <param name="message">The sentence.</param>
 public sealed class ConfigException(string message) : Exception(message);
 
+/// <summary>Reads the bindings of a config file.</summary>
 public static class ConfigFile
 {
-    public static IReadOnlyList<ConfigBinding> Load(string path) => throw new ConfigException($"{path}: not yet");
+    /// <summary>The keys of a [[binding]] table: <c>real</c> and the long options of <c>virtnet attach</c>.</summary>
+    private static readonly string[] s_keys = ["real", "name", "mode", "mac", "vlan", "filter", "mirror", "datapath", "netns", "busy-poll", "stats"];
+
+    private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private const string NetnsDirectory = "/run/netns/";
+
+    /// <summary>Reads and parses the file at <paramref name="path"/>; throws <see cref="ConfigException"/> if it cannot be read or used.</summary>
+    /// <param name="path">The file, named as the messages will name it.</param>
+    /// <returns>The bindings, in file order.</returns>
+    public static IReadOnlyList<ConfigBinding> Load(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            string why = e switch
+            {
+                FileNotFoundException or DirectoryNotFoundException => "no such file",
+                UnauthorizedAccessException when Directory.Exists(path) => "it is a directory",
+                UnauthorizedAccessException => "permission denied",
+                ArgumentException or NotSupportedException => "not a valid path",
+                _ => e.Message,
+            };
+            throw new ConfigException($"virtnet can't read {path}: {why}");
+        }
+
+        string text;
+        try
+        {
+            text = s_utf8.GetString(bytes);
+        }
+        catch (DecoderFallbackException e)
+        {
+            int line = 1 + bytes.AsSpan(0, Math.Clamp(e.Index, 0, bytes.Length)).Count((byte)'\n');
+            throw new ConfigException($"{path}:{line}: the file is not UTF-8 text; save it as UTF-8");
+        }
+
+        return Parse(text, path);
+    }
+
+    /// <summary>Parses a config file's text; throws <see cref="ConfigException"/> at its first error.</summary>
+    /// <param name="text">The file's text, with LF or CRLF line endings.</param>
+    /// <param name="fileName">The file's name, for the messages.</param>
+    /// <returns>The bindings, in file order: at least one, no two with the same <see cref="ConfigBinding.Identity"/>.</returns>
+    public static IReadOnlyList<ConfigBinding> Parse(string text, string fileName)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(fileName);
+        var tables = TomlReader.Read(text, fileName);
+        if (tables.Count == 0)
+        {
+            throw new ConfigException($"{fileName} has no [[binding]] table; add one for each binding, a [[binding]] line followed by at least real = \"DEVICE\"");
+        }
+
+        var bindings = tables.ConvertAll(table => Bind(table, fileName));
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < bindings.Count; i++)
+        {
+            var binding = bindings[i];
+            if (seen.TryGetValue(binding.Identity, out int first))
+            {
+                var o = binding.Options;
+                string where = o.Netns is { } netns ? $"{o.Name} in {NetnsName(netns)}" : $"{o.Name} on the host";
+                throw new ConfigException($"{fileName}:{binding.Line}: binding {i + 1} makes the same virtual device as binding {first + 1} on line {bindings[first].Line} ({where}); give one of them another name");
+            }
+
+            seen.Add(binding.Identity, i);
+        }
+
+        return bindings;
+    }
+
+    /// <summary>The name of a namespace of <c>ip netns</c> (/run/netns/NAME), or the path of any other.</summary>
+    internal static string NetnsName(string path)
+        => path.StartsWith(NetnsDirectory, StringComparison.Ordinal) && path.Length > NetnsDirectory.Length && path.IndexOf('/', NetnsDirectory.Length) < 0
+            ? path[NetnsDirectory.Length..]
+            : path;
+
+    private static ConfigBinding Bind(TomlTable table, string file)
+    {
+        string? real = null, name = null, mode = null, mac = null, datapath = null, netns = null;
+        long? vlan = null, busyPoll = null;
+        double stats = 0;
+        Filters.PacketFilter? filter = null;
+        var mirror = MirrorDirections.None;
+        foreach (var entry in table.Entries)
+        {
+            var value = entry.Value;
+            ConfigException Error(string reason)
+                => new($"{file}:{entry.Line}: {entry.KeyText} = {value.Raw} in binding {table.Number}: {OneLine(reason)}");
+
+            string String(string example)
+                => value.Kind == TomlKind.String ? value.Text : throw Error($"{entry.Key} must be a string in quotes, like {entry.Key} = \"{example}\"");
+
+            long Whole(string unit, string example) => value.Kind switch
+            {
+                TomlKind.Integer => value.Integer,
+                TomlKind.Float => throw Error($"{entry.Key} must be a whole number{unit}, like {entry.Key} = {example}"),
+                _ => throw Error($"{entry.Key} must be a number{unit}, like {entry.Key} = {example}"),
+            };
+
+            void Check(Action check)
+            {
+                try
+                {
+                    check();
+                }
+                catch (UsageException e)
+                {
+                    throw Error(e.Message);
+                }
+            }
+
+            void CheckDeviceName(string device, string hint)
+            {
+                try
+                {
+                    DeviceName.Validate(device);
+                }
+                catch (VirtnetException e)
+                {
+                    throw Error($"{e.Message}; {(e.Errno == Errno.ENAMETOOLONG ? "choose a shorter one" : hint)}");
+                }
+            }
+
+            switch (entry.Key)
+            {
+                case "real":
+                    real = String("eth1");
+                    CheckDeviceName(real, "give the real device's name as 'ip link' shows it");
+                    break;
+                case "name":
+                    name = String("v1");
+                    CheckDeviceName(name, "choose another");
+                    break;
+                case "mode":
+                    string m = String("bridge");
+                    Check(() => Cli.ParseMode(m));
+                    mode = m;
+                    break;
+                case "mac":
+                    string a = String("02:00:00:00:00:01");
+                    Check(() => Cli.ParseMac(a));
+                    mac = a;
+                    break;
+                case "datapath":
+                    string d = String("user");
+                    Check(() => Cli.ParseDatapath(d));
+                    datapath = d;
+                    break;
+                case "netns":
+                    string n = String("c1");
+                    Check(() => Cli.ParseNetns(n));
+                    netns = n;
+                    break;
+                case "vlan":
+                    long id = Whole("", "100");
+                    Check(() => Cli.CheckVlan(id, value.Raw));
+                    vlan = id;
+                    break;
+                case "busy-poll":
+                    long us = Whole(" of microseconds", "200");
+                    Check(() => Cli.CheckBusyPoll(us, value.Raw));
+                    busyPoll = us;
+                    break;
+                case "stats":
+                    double seconds = value.Kind switch
+                    {
+                        TomlKind.Integer => value.Integer,
+                        TomlKind.Float => value.Float,
+                        _ => throw Error("stats must be a number of seconds, like stats = 1.5"),
+                    };
+                    Check(() => Cli.CheckStats(seconds, value.Raw));
+                    stats = seconds;
+                    break;
+                case "filter":
+                    try
+                    {
+                        filter = Filters.PacketFilter.Parse(String("udp port 4789"));
+                    }
+                    catch (Filters.FilterSyntaxException e)
+                    {
+                        throw Error(Cli.FilterSentence(e));
+                    }
+
+                    break;
+                case "mirror":
+                    mirror = value.Kind switch
+                    {
+                        TomlKind.Boolean => value.Boolean ? MirrorDirections.Both : MirrorDirections.None,
+                        TomlKind.String => ParseMirror(value.Text, Error),
+                        _ => throw Error("mirror must be \"ingress\", \"egress\", \"both\", true or false, like mirror = \"ingress\""),
+                    };
+                    break;
+                default:
+                    throw Error($"unknown key {entry.KeyText}; {Suggest(entry.Key)}");
+            }
+        }
+
+        if (real is null)
+        {
+            throw new ConfigException($"{file}:{table.Line}: binding {table.Number} has no real key, the real device to take over; add one under its [[binding]] line, like real = \"eth1\"");
+        }
+
+        AttachOptions options;
+        try
+        {
+            options = Cli.ParseAttach(real, name ?? "virtnet0", datapath ?? "kernel", mac, (int?)busyPoll, netns, mode ?? "passthru", (int?)vlan) with
+            {
+                Filter = filter,
+                Mirror = mirror,
+            };
+        }
+        catch (UsageException e)
+        {
+            // Every value was checked above, key by key; this is the net under a combination attach would refuse.
+            throw new ConfigException($"{file}:{table.Line}: binding {table.Number}: {OneLine(e.Message)}");
+        }
+
+        return new ConfigBinding(options, stats, table.Line, Fingerprint(options, stats));
+    }
+
+    private static MirrorDirections ParseMirror(string text, Func<string, ConfigException> error)
+    {
+        try
+        {
+            return Cli.ParseMirror(text);
+        }
+        catch (UsageException)
+        {
+            throw error($"unknown mirror direction '{text}'; use \"ingress\", \"egress\", \"both\" (or true), or false for a binding that is not a mirror");
+        }
+    }
+
+    /// <summary>The canonical line of <see cref="ConfigBinding.Fingerprint"/>.</summary>
+    internal static string Fingerprint(AttachOptions o, double stats)
+    {
+        string mac = o.MacMode switch
+        {
+            MacMode.Explicit => Cli.FormatMac(o.Mac!),
+            MacMode.Inherit => "inherit",
+            MacMode.Random => "random",
+            _ => o.Mode == BindingMode.Passthru ? "inherit" : "random", // attach's default for the mode
+        };
+        string mirror = o.Mirror switch
+        {
+            MirrorDirections.None => "none",
+            MirrorDirections.Ingress => "ingress",
+            MirrorDirections.Egress => "egress",
+            _ => "both",
+        };
+        long busyPoll = (o.BusyPoll ?? AttachOptions.DefaultBusyPoll).Ticks / TimeSpan.TicksPerMicrosecond;
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"real={Quote(o.RealDevice)} name={Quote(o.Name)} netns={(o.Netns is { } netns ? Quote(netns) : "host")} mode={o.Mode.ToString().ToLowerInvariant()} mac={mac} datapath={(o.Datapath == DatapathKind.Kernel ? "kernel" : "user")} vlan={o.Vlan} filter={(o.Filter is { } f ? Quote(f.Grouped) : "none")} mirror={mirror} busy-poll={busyPoll} stats={(stats == 0 ? 0 : stats):R}");
+    }
+
+    /// <summary>"did you mean KEY?" for a close known key, else the list of keys.</summary>
+    private static string Suggest(string key)
+    {
+        string wanted = key.ToLowerInvariant().Replace('_', '-');
+        if (wanted is "real-dev" or "device" or "dev")
+        {
+            return "did you mean real?";
+        }
+
+        var (best, distance) = s_keys.Select(k => (k, Distance(wanted, k))).MinBy(x => x.Item2);
+        return distance <= (wanted.Length <= 4 ? 1 : 2)
+            ? $"did you mean {best}?"
+            : $"the keys are {string.Join(", ", s_keys[..^1])} and {s_keys[^1]}";
+    }
+
+    /// <summary>Edits from <paramref name="a"/> to <paramref name="b"/>: insertions, deletions, substitutions and swaps of neighbours.</summary>
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++)
+        {
+            d[i, 0] = i;
+        }
+
+        for (int j = 0; j <= b.Length; j++)
+        {
+            d[0, j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                {
+                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+                }
+            }
+        }
+
+        return d[a.Length, b.Length];
+    }
+
+    /// <summary>A string in double quotes, with quotes, backslashes and control characters escaped.</summary>
+    private static string Quote(string text) => $"\"{OneLine(text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal))}\"";
+
+    /// <summary>Control characters (from a string's escapes) written as escapes: a message stays on one line.</summary>
+    private static string OneLine(string text)
+    {
+        if (!text.Any(c => char.IsControl(c)))
+        {
+            return text;
+        }
+
+        var line = new StringBuilder(text.Length + 8);
+        foreach (char c in text)
+        {
+            if (char.IsControl(c))
+            {
+                line.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
+            }
+            else
+            {
+                line.Append(c);
+            }
+        }
+
+        return line.ToString();
+    }
 }
