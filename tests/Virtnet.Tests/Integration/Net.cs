@@ -97,9 +97,9 @@ internal static class Net
 
     // ---- ping ----
 
-    public static RunResult Ping(TestNetns ns, string from, string to, int count = 5, int? size = null, bool dontFragment = false)
+    public static RunResult Ping(TestNetns ns, string from, string to, int count = 5, int? size = null, bool dontFragment = false, double interval = 0.2)
     {
-        var args = new List<string> { "ping", "-n", "-c", count.ToString(), "-i", "0.2", "-W", "1", "-I", from };
+        var args = new List<string> { "ping", "-n", "-c", count.ToString(), "-i", interval.ToString(System.Globalization.CultureInfo.InvariantCulture), "-W", "1", "-I", from };
         if (to.Contains(':', StringComparison.Ordinal))
         {
             args.Insert(1, "-6");
