@@ -20,10 +20,12 @@ internal static class Program
         var parse = Cli.Build().Parse(args);
         if (parse.Errors.Count > 0)
         {
-            // A usage error: one or two lines and where to look, never the whole help text; exit code 2.
-            foreach (var error in parse.Errors.Take(2))
+            // A usage error: two lines, the first error and where to look, never the whole help text; exit code 2.
+            foreach (var error in parse.Errors.Take(1))
             {
-                Console.Error.WriteLine($"virtnet: {error.Message}");
+                // One line: the parser lists an enum's values one a line ("Must be one of:\n\t'kernel'\n\t'user'").
+                string message = System.Text.RegularExpressions.Regex.Replace(error.Message, @"\s*\n\s*", " ").Replace("' '", "', '", StringComparison.Ordinal);
+                Console.Error.WriteLine($"virtnet: {message}");
             }
 
             string command = parse.CommandResult.Command is { } c && c.Name != "virtnet" && c.Parents.Any() ? $" {c.Name}" : "";
