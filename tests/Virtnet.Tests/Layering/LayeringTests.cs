@@ -24,17 +24,7 @@ public sealed partial class LayeringTests
         ["Bindings"] = 5,
     };
 
-    private static string CoreDirectory()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "virtnet.slnx")))
-        {
-            dir = dir.Parent;
-        }
-
-        Assert.NotNull(dir);
-        return Path.Combine(dir!.FullName, "src", "Virtnet.Core");
-    }
+    private static string CoreDirectory() => Path.Combine(Virtnet.Tests.Infrastructure.Repo.Root, "src", "Virtnet.Core");
 
     private sealed record Source(string Folder, string Path, string Code);
 
