@@ -17,7 +17,9 @@ internal static unsafe class Diagnostics
     /// <summary>Returns only if the endpoint stays (asked for, or the re-execution failed).</summary>
     public static void TurnOffUnlessAskedFor()
     {
-        if (Environment.GetEnvironmentVariable(Variable) is not null)
+        // A Native AOT build has no diagnostics endpoint at all (measured: no dotnet-diagnostic socket even with
+        // DOTNET_EnableDiagnostics=1), so it skips the second start, which would cost it 37 ms of its 11.
+        if (Environment.GetEnvironmentVariable(Variable) is not null || !System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported)
         {
             return;
         }

@@ -65,7 +65,12 @@ internal sealed class VirtnetProcess : IDisposable
     /// <summary>Starts `ip netns exec NS dotnet virtnet.dll ARGS...`; pass a prefix (capsh ...) through <paramref name="wrapper"/>.</summary>
     public static VirtnetProcess Start(TestNetns ns, params string[] args) => StartWrapped(ns, [], args);
 
-    public static VirtnetProcess StartWrapped(TestNetns ns, string[] wrapper, string[] args)
+    public static VirtnetProcess StartWrapped(TestNetns ns, string[] wrapper, string[] args) => StartArgv(ns, [.. wrapper, "dotnet", Dll, .. args]);
+
+    /// <summary>Starts `ip netns exec NS FILE ARGS...`: another build of virtnet (the Native AOT one), say.</summary>
+    public static VirtnetProcess StartCommand(TestNetns ns, string file, string[] args) => StartArgv(ns, [file, .. args]);
+
+    private static VirtnetProcess StartArgv(TestNetns ns, string[] command)
     {
         var psi = new ProcessStartInfo("ip")
         {
@@ -74,7 +79,7 @@ internal sealed class VirtnetProcess : IDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        string[] all = ["netns", "exec", ns.Name, .. wrapper, "dotnet", Dll, .. args];
+        string[] all = ["netns", "exec", ns.Name, .. command];
         foreach (var a in all)
         {
             psi.ArgumentList.Add(a);
