@@ -329,7 +329,8 @@ internal static class Cli
         using var notifier = new SystemdNotifier(log);
         return Guard(error, options.Name, () =>
         {
-            using var host = new BindingHost(output, log, statsInterval);
+            // Once the binding is made, only what it still needs: "ready" means dropped.
+            using var host = new BindingHost(output, log, statsInterval) { BeforeReady = _ => Privileges.Drop(Privileges.ForAttach(options), log) };
 
             // The socket first: by the ready line, show, stats and detach can reach the binding.
             using (ControlServer.TryStart(host, log))

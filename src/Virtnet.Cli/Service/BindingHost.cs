@@ -99,6 +99,9 @@ internal sealed class BindingHost : IDisposable
         _sampler = new Timer(_ => SampleAll(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
+    /// <summary>Runs on each new binding before its ready line (attach drops capabilities there); throwing undoes it.</summary>
+    public Action<Attachment>? BeforeReady { get; init; }
+
     /// <summary>Set whenever a binding has stopped (the process may have none left).</summary>
     public AutoResetEvent Changed { get; } = new(false);
 
@@ -136,6 +139,7 @@ internal sealed class BindingHost : IDisposable
         {
             binding = new HostedBinding(attachment, identity ?? attachment.VirtualName, fingerprint, NetnsNames.Identify(options.Netns));
             binding.Sample = binding.PreviousSample = attachment.ReadCounters();
+            BeforeReady?.Invoke(attachment);
         }
         catch
         {

@@ -61,7 +61,17 @@ internal sealed class ControlServer : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or SocketException)
         {
             listener?.Dispose();
-            log.Warn($"no control socket at {path} ({e.Message}): show, stats and detach will not see this process");
+            string said = $"no control socket at {path} ({e.Message}): show, stats and detach will not see this process";
+            if (e is UnauthorizedAccessException)
+            {
+                // Not root: the command fails on its own account, in one sentence; this is only a detail.
+                log.Debug(said);
+            }
+            else
+            {
+                log.Warn(said);
+            }
+
             return null;
         }
     }

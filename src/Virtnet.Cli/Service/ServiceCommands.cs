@@ -297,6 +297,8 @@ internal static class ServiceCommands
         using var notifier = new SystemdNotifier(log);
         return Cli.Guard(error, null, () =>
         {
+            // run makes bindings now and on every reload: it keeps what setup needs, and no more, from the start.
+            Privileges.Drop(Privileges.ForRun, log);
             using var host = new BindingHost(output, log);
             using var control = ControlServer.TryStart(host, log);
             foreach (var entry in entries)

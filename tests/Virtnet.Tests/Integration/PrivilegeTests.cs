@@ -1,0 +1,109 @@
+// Least privilege, end to end: by its ready line a binding keeps only what it still needs, in every thread of the
+// process (CAP_NET_ADMIN alone without --netns); it still follows the real device and undoes everything on SIGTERM.
+// run keeps what making bindings on reload needs, and nothing else.
+using Virtnet.Native;
+using Virtnet.Tests.Infrastructure;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Virtnet.Tests.Integration;
+
+public class PrivilegeTests(ITestOutputHelper output)
+{
+    private const int X = 63;
+    private static readonly TimeSpan FailFast = TimeSpan.FromSeconds(30);
+
+    /// <summary>Every thread's sets, from /proc/PID/task/*/status; fails naming a thread beyond <paramref name="keep"/>.</summary>
+    private static int AssertEveryThreadWithin(int pid, ulong keep)
+    {
+        int threads = 0;
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            string status;
+            try
+            {
+                status = File.ReadAllText(Path.Combine(task, "status"));
+            }
+            catch (IOException)
+            {
+                continue; // a thread that ended meanwhile
+            }
+
+            var t = Capabilities.ParseStatus(int.Parse(Path.GetFileName(task), System.Globalization.CultureInfo.InvariantCulture), status);
+            string what = $"thread {t.Tid} ({t.Name}): eff {Capabilities.Describe(t.Sets.Effective)}, prm {Capabilities.Describe(t.Sets.Permitted)}, bnd {Capabilities.Describe(t.Sets.Bounding)}";
+            Assert.True(t.Sets.Effective == keep && t.Sets.Permitted == keep, what);
+            Assert.True(t.Sets.Bounding == keep, what);
+            Assert.True(t.Sets.Inheritable == 0 && t.Sets.Ambient == 0, what);
+            threads++;
+        }
+
+        return threads;
+    }
+
+    [SkippableTheory]
+    [InlineData("kernel", false)]
+    [InlineData("user", false)]
+    [InlineData("kernel", true)]
+    [InlineData("user", true)]
+    public void Attach_AfterReady_KeepsOnlyWhatItNeeds_AndStillFollowsAndCleansUp(string datapath, bool netns)
+    {
+        Root.Require();
+        using var c = netns ? new TestNetns($"pvc{datapath[0]}") : null;
+        using var lab = Lab.Create($"pv{datapath[0]}{(netns ? "n" : "")}", X, output);
+        var before = Net.LinkNames(lab.A);
+        var p = c is null ? lab.Attach(datapath) : lab.Attach(datapath, "--netns", c.Name);
+        var where = c ?? lab.A;
+
+        ulong keep = Capabilities.Mask(Capabilities.CAP_NET_ADMIN);
+        if (netns)
+        {
+            keep |= Capabilities.Mask(Capabilities.CAP_SYS_ADMIN) | (datapath == "kernel" ? Capabilities.Mask(Capabilities.CAP_BPF) : 0);
+        }
+
+        int threads = AssertEveryThreadWithin(p.Pid, keep);
+        output.WriteLine($"{threads} threads, each with {Capabilities.Describe(keep)} only");
+        Assert.True(threads >= 4, $"only {threads} threads read");
+
+        // Still follows the real device, and traffic flows.
+        Net.Ip(lab.A, "link", "set", Lab.Real, "mtu", "1400");
+        Net.WaitUntil(() => Net.Mtu(where, Lab.Virtual) == 1400, Net.FollowDeadline, p.Describe);
+        Net.Ip(where, "addr", "add", $"{lab.A4}/24", "dev", Lab.Virtual);
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+
+        // And undoes everything with what it kept.
+        p.Signal(15);
+        Assert.True(p.WaitForExit(FailFast), p.Describe());
+        Assert.Equal(0, p.ExitCode);
+        Assert.Equal(before, Net.LinkNames(lab.A));
+        Assert.False(Net.Exists(where, Lab.Virtual));
+        Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
+    }
+
+    [SkippableFact]
+    public void Run_KeepsWhatMakingBindingsNeeds()
+    {
+        Root.Require();
+        using var lab = Lab.Create("pvrun", X, output);
+        string file = Path.Combine(Path.GetTempPath(), $"virtnet-{Guid.NewGuid():N}.toml");
+        try
+        {
+            File.WriteAllText(file, $"[[binding]]\nreal = \"{Lab.Real}\"\nname = \"pvr0\"\n");
+            using var run = VirtnetProcess.Start(lab.A, "run", "--config", file);
+            run.WaitForReady();
+            AssertEveryThreadWithin(run.Pid, Capabilities.Mask(Capabilities.CAP_NET_ADMIN, Capabilities.CAP_NET_RAW, Capabilities.CAP_BPF, Capabilities.CAP_SYS_ADMIN));
+
+            // A reload still makes a binding with them.
+            File.WriteAllText(file, $"[[binding]]\nreal = \"{Lab.Real}\"\nname = \"pvr0\"\nmode = \"bridge\"\ndatapath = \"user\"\n");
+            run.Signal(1);
+            Net.WaitUntil(() => run.Stderr.Contains("1 re-created", StringComparison.Ordinal), FailFast, run.Describe);
+            Assert.True(Net.Exists(lab.A, "pvr0"));
+            run.Signal(15);
+            Assert.True(run.WaitForExit(FailFast), run.Describe());
+            Assert.Equal(0, run.ExitCode);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+}
