@@ -3,6 +3,7 @@
 // one-second sample of every binding's counters, so show and stats give current rates without waiting.
 using Microsoft.Extensions.Logging;
 using Virtnet.Datapaths;
+using Virtnet.Netlink;
 
 namespace Virtnet.Cli.Service;
 
@@ -135,14 +136,18 @@ internal sealed class BindingHost : IDisposable
     {
         var attachment = Attachment.Create(options);
         HostedBinding binding;
+        LinkMonitor? monitor = null;
         try
         {
+            // Subscribed before the ready line: a change made the moment after it is seen.
+            monitor = LinkMonitor.Open();
             binding = new HostedBinding(attachment, identity ?? attachment.VirtualName, fingerprint, NetnsNames.Identify(options.Netns));
             binding.Sample = binding.PreviousSample = attachment.ReadCounters();
             BeforeReady?.Invoke(attachment);
         }
         catch
         {
+            monitor?.Dispose();
             attachment.Dispose();
             throw;
         }
@@ -158,7 +163,7 @@ internal sealed class BindingHost : IDisposable
         }
 
         var interval = statsInterval > TimeSpan.Zero ? statsInterval : _statsInterval;
-        binding.Thread = new Thread(() => Follow(binding, interval)) { Name = $"virtnet {attachment.VirtualName}", IsBackground = true };
+        binding.Thread = new Thread(() => Follow(binding, monitor, interval)) { Name = $"virtnet {attachment.VirtualName}", IsBackground = true };
         binding.Thread.Start();
         return binding;
     }
@@ -252,7 +257,7 @@ internal sealed class BindingHost : IDisposable
         }
     }
 
-    private void Follow(HostedBinding binding, TimeSpan statsInterval)
+    private void Follow(HostedBinding binding, LinkMonitor monitor, TimeSpan statsInterval)
     {
         var a = binding.Attachment;
         string? failure;
@@ -260,7 +265,7 @@ internal sealed class BindingHost : IDisposable
         {
             using (statsInterval > TimeSpan.Zero ? new StatsReporter(a, _output, statsInterval) : null)
             {
-                failure = a.Run(binding.Token, line => _log.Info(line));
+                failure = a.Run(monitor, binding.Token, line => _log.Info(line));
             }
         }
         catch (VirtnetException e)

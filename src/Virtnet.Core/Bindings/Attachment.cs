@@ -27,7 +27,7 @@ public sealed record PortInfo(string Name, int Index, byte[] Mac, string? Namesp
 
 /// <summary>
 /// A real device bound to its virtual device: the userspace equivalent of a kernel driver's rx_handler plus
-/// ndo_start_xmit pair. Made by <see cref="Create"/>, followed by <see cref="Run"/>, undone by <see cref="Dispose"/>.
+/// ndo_start_xmit pair. Made by <see cref="Create"/>, followed by <see cref="Run(CancellationToken, Action{string}?)"/>, undone by <see cref="Dispose"/>.
 /// </summary>
 public sealed class Attachment : IDisposable
 {
@@ -395,9 +395,15 @@ public sealed class Attachment : IDisposable
     /// Follows the real device (MTU, carrier, removal) until <paramref name="cancellation"/> fires. Returns null
     /// on a requested stop, or a sentence saying why the binding cannot go on.
     /// </summary>
-    public string? Run(CancellationToken cancellation, Action<string>? log = null)
+    public string? Run(CancellationToken cancellation, Action<string>? log = null) => Run(LinkMonitor.Open(), cancellation, log);
+
+    /// <summary>
+    /// <see cref="Run(CancellationToken, Action{string}?)"/> with a subscription opened earlier (before the ready
+    /// line, so that no change made right after it is missed); disposes it.
+    /// </summary>
+    internal string? Run(LinkMonitor subscription, CancellationToken cancellation, Action<string>? log = null)
     {
-        using var monitor = LinkMonitor.Open();
+        using var monitor = subscription;
         using var registration = cancellation.Register(monitor.Wake);
 
         // Catch up with anything that changed before the subscription.

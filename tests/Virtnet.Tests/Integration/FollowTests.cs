@@ -94,7 +94,7 @@ public class FollowTests(ITestOutputHelper output)
     {
         Root.Require();
         using var lab = Lab.Create($"fd{datapath[0]}", X, output);
-        var virtnet = lab.Up(datapath);
+        var virtnet = lab.Up(datapath, "-q"); // -q: the log's information lines (carrier off) stay out of stderr
         Net.AssertPing(lab.A, lab.A4, lab.B4, count: 2);
 
         // Deleting vb deletes its peer va too: the real device is gone.
