@@ -330,7 +330,7 @@ internal static class Cli
         return Guard(error, options.Name, () =>
         {
             // Once the binding is made, only what it still needs: "ready" means dropped.
-            using var host = new BindingHost(output, log, statsInterval) { BeforeReady = _ => Privileges.Drop(Privileges.ForAttach(options), log) };
+            using var host = new BindingHost(output, log, statsInterval) { BeforeReady = _ => Privileges.Drop(Privileges.ForAttach, log) };
 
             // The socket first: by the ready line, show, stats and detach can reach the binding.
             using (ControlServer.TryStart(host, log))

@@ -197,13 +197,30 @@ internal sealed class BindingHost : IDisposable
     public BindingStatus Status(HostedBinding binding)
     {
         var a = binding.Attachment;
-        DatapathCounters now, earlier;
+        DatapathCounters sample, earlier;
         double seconds;
         lock (binding)
         {
-            now = binding.Sample;
+            sample = binding.Sample;
             earlier = binding.PreviousSample;
             seconds = (binding.SampleTicks - binding.PreviousSampleTicks) / (double)System.Diagnostics.Stopwatch.Frequency;
+        }
+
+        // Totals as of now; rates over the last one-second sample.
+        DatapathCounters now;
+        try
+        {
+            now = a.ReadCounters();
+        }
+        catch (VirtnetException)
+        {
+            now = sample;
+        }
+
+        DirectionStatus Side(Direction d)
+        {
+            var rates = BindingStatus.Direction(sample, d, d == Direction.Ingress ? earlier.Ingress : earlier.Egress, seconds);
+            return BindingStatus.Direction(now, d, default, 0) with { FramesPerSecond = rates.FramesPerSecond, BitsPerSecond = rates.BitsPerSecond };
         }
 
         return new BindingStatus
@@ -226,8 +243,8 @@ internal sealed class BindingHost : IDisposable
             Filter = a.Filter,
             Pid = _pid,
             Since = binding.Since.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture),
-            Ingress = BindingStatus.Direction(now, Direction.Ingress, earlier.Ingress, seconds),
-            Egress = BindingStatus.Direction(now, Direction.Egress, earlier.Egress, seconds),
+            Ingress = Side(Direction.Ingress),
+            Egress = Side(Direction.Egress),
         };
     }
 

@@ -1,37 +1,20 @@
 // Least privilege: once a binding is made, virtnet keeps only the capabilities it still needs and drops the rest
 // from every thread's effective, permitted, inheritable, ambient and bounding sets (Capabilities.KeepOnly). What
-// each binding needs after setup was measured operation by operation (docs/service.md, "Privileges"):
-//   CAP_NET_ADMIN  follow the real device: the virtual device's MTU, MAC and alias, a veth peer's carrier, set a
-//                  private device (pump, peer) up again, delete a veth pair at exit, sweep a dead sibling's.
-//   CAP_SYS_ADMIN  --netns only, for now: setns() into the virtual device's namespace to follow MTU, MAC and alias
-//                  there, and to read its counters (the fix, reaching it by IFLA_TARGET_NETNSID, is not done).
-//   CAP_BPF        --netns on the kernel datapath: a MAC change loads a new classify program.
-// Closing what setup made (TAPs, tcx links, sockets) needs nothing. `run` makes bindings on reload too, so it keeps
-// what setup needs (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, and CAP_SYS_ADMIN for --netns and for joining a shared
-// device another process holds: *_GET_FD_BY_ID).
+// a binding needs after setup was measured operation by operation (docs/service.md, "Privileges"): CAP_NET_ADMIN
+// alone, to follow the real device (the virtual device's MTU, MAC and alias, in another namespace through a netlink
+// socket made there during setup, so no setns; a veth peer's carrier; a private device set up again; a veth pair
+// deleted at exit). A MAC change on the kernel datapath's --netns is a map update; closing what setup made needs
+// nothing. `run` makes bindings on reload too, so it keeps what setup needs: CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF,
+// and CAP_SYS_ADMIN (setns for --netns; *_GET_FD_BY_ID to join a shared device another process holds).
 using Microsoft.Extensions.Logging;
-using Virtnet.Datapaths;
 using Virtnet.Native;
 
 namespace Virtnet.Cli.Service;
 
 internal static class Privileges
 {
-    /// <summary>What an attach keeps once its binding is made.</summary>
-    public static ulong ForAttach(AttachOptions options)
-    {
-        ulong keep = Capabilities.Mask(Capabilities.CAP_NET_ADMIN);
-        if (options.Netns is not null)
-        {
-            keep |= Capabilities.Mask(Capabilities.CAP_SYS_ADMIN);
-            if (options.Datapath == DatapathKind.Kernel)
-            {
-                keep |= Capabilities.Mask(Capabilities.CAP_BPF);
-            }
-        }
-
-        return keep;
-    }
+    /// <summary>What an attach keeps once its binding is made, whatever its kind.</summary>
+    public static ulong ForAttach { get; } = Capabilities.Mask(Capabilities.CAP_NET_ADMIN);
 
     /// <summary>What run keeps from the start: what making any binding needs, on reload too.</summary>
     public static ulong ForRun { get; } = Capabilities.Mask(Capabilities.CAP_NET_ADMIN, Capabilities.CAP_NET_RAW, Capabilities.CAP_BPF, Capabilities.CAP_SYS_ADMIN);

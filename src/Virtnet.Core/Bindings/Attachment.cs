@@ -426,6 +426,13 @@ public sealed class Attachment : IDisposable
 
             var link = monitor.Read(TimeSpan.FromMilliseconds(SweepIntervalMs));
             SweepIfDue();
+
+            // The virtual device's namespace, held by a socket of ours: once its path is gone, so is the binding.
+            if (_virtual.Namespace is { } ns && !ns.StillThere())
+            {
+                return $"{ns.Path} is gone, and {VirtualName} with it";
+            }
+
             if (link is null)
             {
                 continue;

@@ -157,24 +157,29 @@ internal static class Programs
     /// next: r0 = TCX_NEXT; exit
     /// </code>
     /// </summary>
-    public static BpfInsn[] ClassifyFrames(byte[] mac)
+    public static BpfInsn[] ClassifyFrames(BpfMap mac)
     {
         ArgumentNullException.ThrowIfNull(mac);
-        if (mac.Length != 6)
-        {
-            throw new ArgumentException("a MAC address has 6 bytes", nameof(mac));
-        }
 
-        // Little-endian loads of the frame's bytes, compared with the same bytes read the same way.
-        uint low = (uint)(mac[0] | (mac[1] << 8) | (mac[2] << 16) | (mac[3] << 24));
-        int high = mac[4] | (mac[5] << 8);
+        // The MAC is read from slot 0 of the map (<see cref="ClassifyMacValue"/>): a change of the device's MAC is
+        // one map update, with no program to load or attach (no CAP_BPF, no setns into the device's namespace).
         var asm = new BpfAssembler();
         var next = asm.DefineLabel();
         var other = asm.DefineLabel();
         var group = asm.DefineLabel();
         var mcast = asm.DefineLabel();
         var set = asm.DefineLabel();
-        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffDataOffset)
+        asm.MovReg(BpfReg.R6, BpfReg.R1)
+           .StW(BpfReg.R10, -4, 0)
+           .MovReg(BpfReg.R2, BpfReg.R10)
+           .AddImm(BpfReg.R2, -4)
+           .LdMapFd(BpfReg.R1, mac.Handle.Fd)
+           .Call(BpfHelper.MapLookupElem)
+           .JeqImm(BpfReg.R0, 0, next)
+           .LdxW(BpfReg.R8, BpfReg.R0, 0)
+           .LdxW(BpfReg.R9, BpfReg.R0, 4)
+           .MovReg(BpfReg.R1, BpfReg.R6)
+           .LdxW(BpfReg.R2, BpfReg.R1, SkBuffDataOffset)
            .LdxW(BpfReg.R3, BpfReg.R1, SkBuffDataEndOffset)
            .MovReg(BpfReg.R4, BpfReg.R2)
            .AddImm(BpfReg.R4, 6)
@@ -183,10 +188,9 @@ internal static class Programs
            .Alu64Imm(BpfCode.BPF_AND, BpfReg.R4, 1)
            .JneImm(BpfReg.R4, 0, group)
            .LdxW(BpfReg.R4, BpfReg.R2, 0)
-           .LdImm64(BpfReg.R5, low)
-           .JneReg(BpfReg.R4, BpfReg.R5, other)
+           .JneReg(BpfReg.R4, BpfReg.R8, other)
            .LdxH(BpfReg.R4, BpfReg.R2, 4)
-           .JneImm(BpfReg.R4, high, other)
+           .JneReg(BpfReg.R4, BpfReg.R9, other)
            .Ja(next)
            .Mark(other)
            .MovImm(BpfReg.R2, PACKET_OTHERHOST)
@@ -207,6 +211,44 @@ internal static class Programs
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
            .Exit();
         return asm.ToArray();
+    }
+
+    /// <summary>The map <see cref="ClassifyFrames"/> reads: a one-slot array of 8 bytes.</summary>
+    public static BpfMap CreateClassifyMac(byte[] mac)
+    {
+        var map = BpfMap.Create(Libc.BPF_MAP_TYPE_ARRAY, "virtnet_mac", sizeof(uint), 8, 1);
+        try
+        {
+            SetClassifyMac(map, mac);
+            return map;
+        }
+        catch
+        {
+            map.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Points <see cref="ClassifyFrames"/> at another MAC: one map update, effective for the next frame.</summary>
+    public static void SetClassifyMac(BpfMap map, byte[] mac)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        map.Update(stackalloc byte[4], ClassifyMacValue(mac));
+    }
+
+    /// <summary>
+    /// Slot 0's value for <paramref name="mac"/>: its first four bytes and its last two, each as the program's
+    /// little-endian loads of the frame read them (a u32 and a u16 in a u32).
+    /// </summary>
+    public static byte[] ClassifyMacValue(byte[] mac)
+    {
+        ArgumentNullException.ThrowIfNull(mac);
+        if (mac.Length != 6)
+        {
+            throw new ArgumentException("a MAC address has 6 bytes", nameof(mac));
+        }
+
+        return [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0];
     }
 
     private static void EmitCount(BpfAssembler asm, int mapFd, int key)

@@ -31,8 +31,14 @@ internal sealed record VirtualDeviceSpec(string Name, byte[] Mac, LinkInfo Real,
 
 internal abstract class VirtualDevice : IDisposable
 {
-    private protected VirtualDevice(string name, int index, byte[] mac, int maxMtu, NamespaceByPath? ns, NetNamespace? setupNamespace)
+    // A netlink socket made inside the device's namespace during setup, kept to follow the real device there without
+    // setns (which needs CAP_SYS_ADMIN, dropped after setup). It holds the namespace: the binding ends once the
+    // namespace's path is gone (Attachment.Run), and closing it lets the namespace go.
+    private readonly RtNetlink? _there;
+
+    private protected VirtualDevice(string name, int index, byte[] mac, int maxMtu, NamespaceByPath? ns, NetNamespace? setupNamespace, RtNetlink? there)
     {
+        _there = there;
         Name = name;
         Index = index;
         Mac = mac;
@@ -109,37 +115,37 @@ internal abstract class VirtualDevice : IDisposable
     public abstract bool IsDeletedBy(LinkInfo deleted);
 
     /// <summary>The device's own counters (null when it is gone).</summary>
-    public LinkStats? ReadStats(RtNetlink rtnl)
-        => Namespace is null ? rtnl.TryGetLink(Index)?.Stats : Namespace.TryRun(() => InOwnNamespace(r => r.TryGetLink(Index)?.Stats));
+    public LinkStats? ReadStats(RtNetlink rtnl) => (_there ?? rtnl).TryGetLink(Index)?.Stats;
 
     public abstract void Dispose();
 
-    /// <summary>Runs <paramref name="query"/> with a socket in the device's namespace; null when that is gone.</summary>
-    private protected static T? InOwnNamespace<T>(Func<RtNetlink, T?> query)
-    {
-        using var rtnl = RtNetlink.Open();
-        return query(rtnl);
-    }
+    /// <summary>Closes the socket kept in the device's namespace.</summary>
+    private protected void CloseThere() => _there?.Dispose();
 
-    /// <summary>Sets the MTU where the device lives; a gone namespace or device is nothing to follow.</summary>
+    /// <summary>Sets the MTU where the device lives; a gone device is nothing to follow.</summary>
     private protected void SetOwnMtu(RtNetlink rtnl, int mtu) => RunWhereItLives(rtnl, r => r.SetMtu(Index, mtu));
 
-    /// <summary>Runs a change with a socket where the device lives; a gone namespace is nothing to change.</summary>
+    /// <summary>Runs a change with a socket where the device lives; a device gone meanwhile is nothing to change.</summary>
     private protected void RunWhereItLives(RtNetlink rtnl, Action<RtNetlink> change)
     {
-        if (Namespace is null)
+        if (_there is null)
         {
             change(rtnl);
+            return;
         }
-        else
+
+        try
         {
-            Namespace.TryRun<object>(() => InOwnNamespace<object>(r =>
-            {
-                change(r);
-                return null;
-            }));
+            change(_there);
+        }
+        catch (VirtnetException e) when (e.Errno == Errno.ENODEV)
+        {
+            // Deleted in its namespace: the binding learns it from its own path (a veth's peer goes too, a TAP's reads fail).
         }
     }
+
+    /// <summary>Opens the socket a device in <paramref name="netns"/> keeps (<see cref="_there"/>): on a thread inside it.</summary>
+    private protected static RtNetlink OpenThere(NetNamespace netns) => netns.Run(RtNetlink.Open);
 
     /// <summary>Alias, MAC and MTU (the real device's, or as close as the driver allows), through a socket where the device lives.</summary>
     private protected static void Configure(RtNetlink where, LinkInfo link, VirtualDeviceSpec spec)
@@ -155,8 +161,8 @@ internal sealed class TapVirtualDevice : VirtualDevice
 {
     private readonly TapDevice _tap;
 
-    private TapVirtualDevice(TapDevice tap, LinkInfo link, byte[] mac, NamespaceByPath? ns, NetNamespace? setupNamespace)
-        : base(tap.Name, link.Index, mac, link.MaxMtu, ns, setupNamespace)
+    private TapVirtualDevice(TapDevice tap, LinkInfo link, byte[] mac, NamespaceByPath? ns, NetNamespace? setupNamespace, RtNetlink? there)
+        : base(tap.Name, link.Index, mac, link.MaxMtu, ns, setupNamespace, there)
         => _tap = tap;
 
     public override TapDevice Tap => _tap;
@@ -167,6 +173,7 @@ internal sealed class TapVirtualDevice : VirtualDevice
         // request: its fds then belong to this namespace and do not keep the other alive.
         string firstName = spec.Netns is null ? spec.Name : $"vnt{Random.Shared.Next():x7}";
         var tap = TapDevice.Create(firstName, queues: queues);
+        RtNetlink? there = null;
         try
         {
             tap.EnableOffloads();
@@ -177,13 +184,9 @@ internal sealed class TapVirtualDevice : VirtualDevice
                 rtnl.MoveToNamespace(link.Index, netns.Handle.Fd, spec.Name);
                 tap.Renamed(spec.Name);
                 ns = NamespaceByPath.Of(spec.NetnsPath!, netns);
-                link = netns.Run(() =>
-                {
-                    using var there = RtNetlink.Open();
-                    var moved = there.GetLink(spec.Name);
-                    Configure(there, moved, spec);
-                    return moved;
-                });
+                there = OpenThere(netns);
+                link = there.GetLink(spec.Name);
+                Configure(there, link, spec);
             }
             else
             {
@@ -191,10 +194,11 @@ internal sealed class TapVirtualDevice : VirtualDevice
             }
 
             tap.SetCarrier(spec.Real.Carrier);
-            return new TapVirtualDevice(tap, link, spec.Mac, ns, spec.Netns);
+            return new TapVirtualDevice(tap, link, spec.Mac, ns, spec.Netns, there);
         }
         catch
         {
+            there?.Dispose();
             tap.Dispose();
             throw;
         }
@@ -225,7 +229,11 @@ internal sealed class TapVirtualDevice : VirtualDevice
 
     public override bool IsDeletedBy(LinkInfo deleted) => Namespace is null && deleted.Deleted && deleted.Index == Index;
 
-    public override void Dispose() => _tap.Dispose();
+    public override void Dispose()
+    {
+        CloseThere();
+        _tap.Dispose();
+    }
 }
 
 /// <summary>One end of a veth pair in another namespace; the other end, the peer, stays with the real device.</summary>
@@ -237,8 +245,8 @@ internal sealed class VethPairDevice : VirtualDevice
     private readonly RtNetlink _rtnl;
     private readonly LinkInfo _peer;
 
-    private VethPairDevice(RtNetlink rtnl, LinkInfo peer, LinkInfo link, VirtualDeviceSpec spec, NetNamespace netns)
-        : base(spec.Name, link.Index, spec.Mac, link.MaxMtu, NamespaceByPath.Of(spec.NetnsPath!, netns), netns)
+    private VethPairDevice(RtNetlink rtnl, LinkInfo peer, LinkInfo link, VirtualDeviceSpec spec, NetNamespace netns, RtNetlink there)
+        : base(spec.Name, link.Index, spec.Mac, link.MaxMtu, NamespaceByPath.Of(spec.NetnsPath!, netns), netns, there)
     {
         _rtnl = rtnl;
         _peer = peer;
@@ -251,6 +259,7 @@ internal sealed class VethPairDevice : VirtualDevice
         var netns = spec.Netns ?? throw new ArgumentException("a veth pair's virtual end lives in another namespace", nameof(spec));
         // Born in its namespace; the peer stays here, where tcx can reach it.
         rtnl.AddVeth(peerName, null, spec.Name, netns.Handle.Fd);
+        RtNetlink? there = null;
         try
         {
             var peer = rtnl.GetLink(peerName);
@@ -258,17 +267,14 @@ internal sealed class VethPairDevice : VirtualDevice
             // The peer only carries frames; it must not speak (IPv6 would send ND and MLD into the namespace).
             Sysctl.DisableIpv6(peerName);
             rtnl.SetMtu(peer.Index, peer.MaxMtu > 0 ? Math.Min(spec.Real.Mtu, peer.MaxMtu) : spec.Real.Mtu);
-            var link = netns.Run(() =>
-            {
-                using var there = RtNetlink.Open();
-                var made = there.GetLink(spec.Name);
-                Configure(there, made, spec);
-                return made;
-            });
-            return new VethPairDevice(rtnl, peer, link, spec, netns);
+            there = OpenThere(netns);
+            var link = there.GetLink(spec.Name);
+            Configure(there, link, spec);
+            return new VethPairDevice(rtnl, peer, link, spec, netns, there);
         }
         catch
         {
+            there?.Dispose();
             if (rtnl.TryGetLink(peerName) is { } made)
             {
                 rtnl.DeleteLink(made.Index);
@@ -334,11 +340,12 @@ internal sealed class VethPairDevice : VirtualDevice
 
     public override void Dispose()
     {
+        CloseThere();
         try
         {
             _rtnl.DeleteLink(_peer.Index);
         }
-        catch (VirtnetException)
+        catch (VirtnetException e) when (e.Errno == Errno.ENODEV)
         {
             // Already gone: someone deleted the pair from either end.
         }

@@ -3,9 +3,8 @@ using Virtnet.Native;
 namespace Virtnet.Namespaces;
 
 /// <summary>
-/// A network namespace reached by path without being held: each use opens the path and checks that it is still the
-/// namespace it was when first seen (its nsfs inode), then runs on a short-lived thread inside it. Holding no fd
-/// lets the namespace die with its last process, taking a binding's virtual device with it.
+/// A network namespace known by path: the nsfs inode it had when first seen, so that a binding can tell when the path
+/// no longer names it (deleted, its process gone) and end, letting the namespace die with its last process.
 /// </summary>
 internal sealed class NamespaceByPath
 {
@@ -39,17 +38,15 @@ internal sealed class NamespaceByPath
     /// <summary>"net:[inode]" of the calling thread's namespace.</summary>
     public static string Current() => new FileInfo("/proc/thread-self/ns/net").LinkTarget ?? "";
 
-    /// <summary>Runs <paramref name="action"/> inside the namespace; default if it is gone or no longer the same one.</summary>
-    public T? TryRun<T>(Func<T?> action)
+    /// <summary>
+    /// Whether the path still names the namespace it named at first: false once `ip netns del` unmounted it, or the
+    /// process of /proc/PID/ns/net exited, or the path names another namespace now. A stat, no open: a namespace
+    /// file made by `ip netns add` has mode 0, which root opens only with CAP_DAC_OVERRIDE.
+    /// </summary>
+    public unsafe bool StillThere()
     {
-        try
-        {
-            using var ns = NetNamespace.Open(Path);
-            return Identity(ns) == _identity ? ns.Run(action) : default;
-        }
-        catch (VirtnetException)
-        {
-            return default;
-        }
+        byte* buffer = stackalloc byte[Libc.StatxSize];
+        return Libc.statx(Libc.AT_FDCWD, Path, 0, Libc.STATX_INO, buffer) == 0
+            && $"net:[{*(ulong*)(buffer + Libc.StatxInoOffset)}]" == _identity;
     }
 }

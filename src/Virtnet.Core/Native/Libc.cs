@@ -26,6 +26,7 @@ internal static unsafe partial class Libc
     public static partial int close(int fd);
 
     // sys/stat.h, linux/stat.h: statx(2). Its struct has one layout on every architecture: stx_ino is the u64 at 32.
+    public const int AT_FDCWD = -100;
     public const int AT_EMPTY_PATH = 0x1000;
     public const uint STATX_INO = 0x100;
     public const int StatxSize = 256;

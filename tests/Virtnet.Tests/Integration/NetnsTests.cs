@@ -217,7 +217,7 @@ public class NetnsTests(ITestOutputHelper output)
 
         Assert.True(virtnet.WaitForExit(TimeSpan.FromSeconds(10)), $"still running with its namespace gone: {virtnet.Describe()}");
         Assert.Equal(1, virtnet.ExitCode);
-        Assert.Contains($"virtnet: {Lab.Virtual} was deleted", virtnet.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"virtnet: /run/netns/{c.Name} is gone, and {Lab.Virtual} with it", virtnet.Stderr, StringComparison.Ordinal);
         Assert.Equal(before, Net.LinkNames(lab.A));
         Assert.True(Net.HooksEmpty(lab.A, Lab.Real), Net.DescribeHooks(lab.A, Lab.Real));
         CleanupTests.AssertRealWorksDirectly(lab);

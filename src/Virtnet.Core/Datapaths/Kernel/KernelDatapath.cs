@@ -30,8 +30,9 @@ internal sealed class KernelDatapath : IDatapath
     private readonly BpfProgram _egressProgram;
     private readonly TcxLink _egressLink;
     private readonly TcxLink? _ingressLink;
-    private BpfProgram? _classifyProgram;
-    private TcxLink? _classifyLink;
+    private readonly BpfProgram? _classifyProgram;
+    private readonly TcxLink? _classifyLink;
+    private BpfMap? _classifyMac;
     private SlowPath? _slowPath;
     private VirtualDevice? _virtual;
     private DropCounters? _drops;
@@ -100,7 +101,8 @@ internal sealed class KernelDatapath : IDatapath
         if (virt.Peer is { } peer)
         {
             var netns = virt.SetupNamespace!;
-            var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(virt.Mac), virt.Name));
+            var classifyMac = cleanup.Add(Programs.CreateClassifyMac(virt.Mac));
+            var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(classifyMac), virt.Name));
             var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virt.Index, virt.Name, TcxDirection.Ingress)));
             if (setup.TcTest is { } test)
             {
@@ -111,7 +113,7 @@ internal sealed class KernelDatapath : IDatapath
 
             var outProgram = cleanup.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: true), peer.Name));
             var outLink = cleanup.Add(TcxLink.Attach(outProgram, peer.Index, peer.Name, TcxDirection.Ingress));
-            datapath = new KernelDatapath(null, null, outProgram, outLink, null, classifyProgram, classifyLink) { _target = (peer.Index, SwitchPrograms.FlagPeer) };
+            datapath = new KernelDatapath(null, null, outProgram, outLink, null, classifyProgram, classifyLink) { _target = (peer.Index, SwitchPrograms.FlagPeer), _classifyMac = classifyMac };
         }
         else
         {
@@ -170,14 +172,15 @@ internal sealed class KernelDatapath : IDatapath
         using var cleanup = new Cleanup();
         var counters = cleanup.Add(CounterMap.Create("virtnet_cnt", 3));
         var down = cleanup.Add(FlagMap.Create("virtnet_down"));
-        var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(virtMac), virtName));
+        var classifyMac = cleanup.Add(Programs.CreateClassifyMac(virtMac));
+        var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(classifyMac), virtName));
         var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virtIndex, virtName, TcxDirection.Ingress)));
         var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, peerIndex, 0, peer: true, down, DownKey, filter), realName));
         var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), peerName));
         var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, peerIndex, peerName, TcxDirection.Ingress));
         var ingressLink = cleanup.Add(TcxLink.Attach(ingressProgram, realIndex, realName, TcxDirection.Ingress));
         cleanup.Commit();
-        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink, classifyProgram, classifyLink) { _down = down };
+        return new KernelDatapath(counters, ingressProgram, egressProgram, egressLink, ingressLink, classifyProgram, classifyLink) { _down = down, _classifyMac = classifyMac };
     }
 
     public DatapathCounters ReadCounters()
@@ -238,30 +241,15 @@ internal sealed class KernelDatapath : IDatapath
     public string? OnLinkChanged(Netlink.LinkInfo link) => null;
 
     /// <summary>
-    /// With the virtual device in another namespace, the program on its ingress classifies frames against its MAC:
-    /// a new one is attached for the new MAC before the old one goes, so no frame is classified by neither.
+    /// With the virtual device in another namespace, the program on its ingress classifies frames against its MAC,
+    /// which it reads from a map: a new MAC is one map update, seen by the next frame.
     /// </summary>
     public void OnVirtualMacChanged(byte[] mac)
     {
-        if (_classifyLink is null || _virtual?.Namespace is not { } ns)
+        if (_classifyMac is { } map)
         {
-            return;
+            Programs.SetClassifyMac(map, mac);
         }
-
-        var virt = _virtual;
-        var program = BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(mac), virt.Name);
-        var link = ns.TryRun(() => TcxLink.Attach(program, virt.Index, virt.Name, TcxDirection.Ingress));
-        if (link is null)
-        {
-            // The namespace is gone, and the binding ends with it.
-            program.Dispose();
-            return;
-        }
-
-        _classifyLink.Dispose();
-        _classifyProgram?.Dispose();
-        _classifyLink = link;
-        _classifyProgram = program;
     }
 
     public void Dispose()
@@ -275,6 +263,7 @@ internal sealed class KernelDatapath : IDatapath
         _ingressProgram?.Dispose();
         _egressProgram.Dispose();
         _classifyProgram?.Dispose();
+        _classifyMac?.Dispose();
         _counters?.Dispose();
         _down?.Dispose();
     }
