@@ -311,40 +311,10 @@ public static class ConfigFile
             return "did you mean real?";
         }
 
-        var (best, distance) = s_keys.Select(k => (k, Distance(wanted, k))).MinBy(x => x.Item2);
+        var (best, distance) = s_keys.Select(k => (k, Filters.FilterParser.Distance(wanted, k))).MinBy(x => x.Item2);
         return distance <= (wanted.Length <= 4 ? 1 : 2)
             ? $"did you mean {best}?"
             : $"the keys are {string.Join(", ", s_keys[..^1])} and {s_keys[^1]}";
-    }
-
-    /// <summary>Edits from <paramref name="a"/> to <paramref name="b"/>: insertions, deletions, substitutions and swaps of neighbours.</summary>
-    private static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++)
-        {
-            d[i, 0] = i;
-        }
-
-        for (int j = 0; j <= b.Length; j++)
-        {
-            d[0, j] = j;
-        }
-
-        for (int i = 1; i <= a.Length; i++)
-        {
-            for (int j = 1; j <= b.Length; j++)
-            {
-                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
-                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                {
-                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
-                }
-            }
-        }
-
-        return d[a.Length, b.Length];
     }
 
     /// <summary>A string in double quotes, with quotes, backslashes and control characters escaped.</summary>

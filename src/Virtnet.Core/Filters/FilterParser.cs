@@ -395,7 +395,8 @@ internal sealed class FilterParser
         return near is null ? "" : $" (did you mean '{near}'?)";
     }
 
-    private static int Distance(string a, string b)
+    /// <summary>Edits from <paramref name="a"/> to <paramref name="b"/>: insertions, deletions, substitutions and swaps of neighbours (also the config file's "did you mean").</summary>
+    internal static int Distance(string a, string b)
     {
         var d = new int[a.Length + 1, b.Length + 1];
         for (int i = 0; i <= a.Length; i++)
