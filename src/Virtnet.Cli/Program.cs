@@ -61,6 +61,7 @@ internal static class Cli
         root.Subcommands.Add(ServiceCommands.BuildShow());
         root.Subcommands.Add(ServiceCommands.BuildStats());
         root.Subcommands.Add(ServiceCommands.BuildDetach());
+        root.Subcommands.Add(CaptureCommand.Build());
         root.Subcommands.Add(BuildFilter());
         root.Subcommands.Add(BuildDemo());
         return root;

@@ -37,6 +37,50 @@ internal static class NetnsNames
     public static string? NameFor(string? reported, string id)
         => reported is not null && reported.StartsWith("net:[", StringComparison.Ordinal) ? NameOf(id) ?? reported : reported;
 
+    /// <summary>
+    /// A path that opens the namespace whose identity is <paramref name="id"/>: <paramref name="first"/> if it is
+    /// that one, else its `ip netns` file, else /proc/PID/ns/net of any process inside it; null when none is found.
+    /// </summary>
+    public static string? PathOf(string id, string first)
+    {
+        if (IdentityOf(first) == id)
+        {
+            return first;
+        }
+
+        if (NameOf(id) is { } name)
+        {
+            return $"{NamedDirectory}/{name}";
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            string candidate = dir + "/ns/net";
+            if (int.TryParse(Path.GetFileName(dir), out _) && new FileInfo(candidate) is { } link && SafeLinkTarget(link) == id)
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+
+        static string? SafeLinkTarget(FileInfo link)
+        {
+            try
+            {
+                return link.LinkTarget;
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+    }
+
     private static string? NameOf(string? identity)
     {
         if (string.IsNullOrEmpty(identity) || !Directory.Exists(NamedDirectory))

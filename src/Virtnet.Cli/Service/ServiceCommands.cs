@@ -142,7 +142,7 @@ internal static class ServiceCommands
     }
 
     /// <summary>The one binding <paramref name="name"/> names, with its process; a sentence when there is none or several.</summary>
-    private static (int Pid, BindingStatus Binding)? Resolve(string name, TextWriter error)
+    internal static (int Pid, BindingStatus Binding)? Resolve(string name, TextWriter error)
     {
         int slash = name.LastIndexOf('/');
         var found = All().Where(x => slash < 0

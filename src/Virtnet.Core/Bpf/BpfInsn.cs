@@ -135,6 +135,7 @@ internal enum BpfHelper
     SkbVlanPush = 18,
     SkbVlanPop = 19,
     Redirect = 23,
+    PerfEventOutput = 25,
     SkbLoadBytes = 26,
     SkbChangeType = 32,
     SkbPullData = 39,

@@ -28,7 +28,9 @@ internal static unsafe partial class Libc
     // enum bpf_map_type
     public const uint BPF_MAP_TYPE_HASH = 1;
     public const uint BPF_MAP_TYPE_ARRAY = 2;
+    public const uint BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4;
     public const uint BPF_MAP_TYPE_PERCPU_ARRAY = 6;
+    public const ulong BPF_F_CURRENT_CPU = 0xffffffff;
 
     // enum bpf_prog_type
     public const uint BPF_PROG_TYPE_SOCKET_FILTER = 1;
