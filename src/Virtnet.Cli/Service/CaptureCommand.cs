@@ -232,16 +232,7 @@ internal static class CaptureCommand
         long lastCheck = Environment.TickCount64;
         while (!stop.IsCancellationRequested && state.Written < state.Limit)
         {
-            foreach (var tap in taps)
-            {
-                state.Tap = tap;
-                if (!tap.Drain(ref state))
-                {
-                    break;
-                }
-            }
-
-            writer.Flush();
+            DrainAll(taps, ref state);
             if (state.Written >= state.Limit)
             {
                 break;
@@ -260,6 +251,14 @@ internal static class CaptureCommand
             _ = Libc.poll(polls, (nuint)fds.Length, 200);
         }
 
+        if (state.Written < state.Limit)
+        {
+            // Stopped by a signal or the binding's end: a ring hands a block over once it is full or 20 ms old,
+            // so what the last moments filled is taken after that long.
+            Thread.Sleep(60);
+            DrainAll(taps, ref state);
+        }
+
         ulong lost = 0;
         foreach (var tap in taps)
         {
@@ -275,6 +274,20 @@ internal static class CaptureCommand
         string notCaptured = lost == 0 ? "" : $"; {lost} frames not captured (the capture could not keep up; the binding forwarded them)";
         error.WriteLine($"virtnet: {state.Written} frames captured ({perPoint}){notCaptured}{ended}");
         return Cli.ExitOk;
+    }
+
+    private static void DrainAll(List<Tap> taps, ref DrainState state)
+    {
+        foreach (var tap in taps)
+        {
+            state.Tap = tap;
+            if (!tap.Drain(ref state))
+            {
+                break;
+            }
+        }
+
+        state.Writer.Flush();
     }
 
     internal struct DrainState

@@ -70,7 +70,8 @@ internal sealed class VirtnetProcess : IDisposable
     /// <summary>Starts `ip netns exec NS FILE ARGS...`: another build of virtnet (the Native AOT one), say.</summary>
     public static VirtnetProcess StartCommand(TestNetns ns, string file, string[] args) => StartArgv(ns, [file, .. args]);
 
-    private static VirtnetProcess StartArgv(TestNetns ns, string[] command)
+    /// <summary>Starts `ip netns exec NS COMMAND...`.</summary>
+    public static VirtnetProcess StartArgv(TestNetns ns, string[] command)
     {
         var psi = new ProcessStartInfo("ip")
         {
