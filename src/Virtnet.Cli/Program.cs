@@ -104,9 +104,10 @@ internal static class Cli
             Arity = ArgumentArity.ZeroOrOne,
         };
         mirror.AcceptOnlyFromAmong("ingress", "egress", "both");
+        var metrics = new Option<string?>("--metrics") { Description = "serve the binding's counters (and the process's CPU and memory) for Prometheus at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9464" };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
-            real, name, mode, mac, vlan, filter, mirror, datapath, netns, busyPoll, stats,
+            real, name, mode, mac, vlan, filter, mirror, datapath, netns, busyPoll, stats, metrics,
         };
         command.SetAction(parse =>
         {
@@ -121,6 +122,10 @@ internal static class Cli
                     Mirror = parse.GetResult(mirror) is null ? MirrorDirections.None : ParseMirror(parse.GetValue(mirror)),
                 };
                 CheckStats(interval, $"--stats {interval}");
+                if (parse.GetValue(metrics) is { } address)
+                {
+                    MetricsEndpoint.Parse(address);
+                }
             }
             catch (UsageException e)
             {
@@ -134,7 +139,7 @@ internal static class Cli
             }
 
             using var logs = Logs(parse);
-            return RunAttach(options, Console.Out, Console.Error, TimeSpan.FromSeconds(interval), logs);
+            return RunAttach(options, Console.Out, Console.Error, TimeSpan.FromSeconds(interval), logs, parse.GetValue(metrics));
         });
         return command;
     }
@@ -312,7 +317,7 @@ internal static class Cli
         return (MacMode.Explicit, mac);
     }
 
-    internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error, TimeSpan statsInterval = default, ILoggerFactory? logs = null)
+    internal static int RunAttach(AttachOptions options, TextWriter output, TextWriter error, TimeSpan statsInterval = default, ILoggerFactory? logs = null, string? metrics = null)
     {
         // Signals first: a SIGTERM or SIGINT from here on stops the attach cleanly, even one that comes while the
         // binding is being made (it is then undone as soon as it stands).
@@ -330,6 +335,13 @@ internal static class Cli
         using var notifier = new SystemdNotifier(log);
         return Guard(error, options.Name, () =>
         {
+            // The endpoint before the binding: an address in use is refused with nothing made.
+            using var endpoint = metrics is null ? null : MetricsEndpoint.Start(metrics);
+            if (endpoint is not null)
+            {
+                log.Info($"metrics for Prometheus at {endpoint.Url}");
+            }
+
             // Once the binding is made, only what it still needs: "ready" means dropped.
             using var host = new BindingHost(output, log, statsInterval) { BeforeReady = _ => Privileges.Drop(Privileges.ForAttach, log) };
 

@@ -38,6 +38,12 @@ public sealed record ConfigBinding(AttachOptions Options, double StatsSeconds, i
 /// <param name="message">The sentence.</param>
 public sealed class ConfigException(string message) : Exception(message);
 
+/// <summary>A config file: its settings for the whole process, and its bindings.</summary>
+/// <param name="Metrics">metrics = "ADDR:PORT" (the Prometheus endpoint), or null.</param>
+/// <param name="MetricsLine">The line of that setting, 0 without it.</param>
+/// <param name="Bindings">The bindings, in file order.</param>
+public sealed record ConfigDocument(string? Metrics, int MetricsLine, IReadOnlyList<ConfigBinding> Bindings);
+
 /// <summary>Reads the bindings of a config file.</summary>
 public static class ConfigFile
 {
@@ -51,7 +57,10 @@ public static class ConfigFile
     /// <summary>Reads and parses the file at <paramref name="path"/>; throws <see cref="ConfigException"/> if it cannot be read or used.</summary>
     /// <param name="path">The file, named as the messages will name it.</param>
     /// <returns>The bindings, in file order.</returns>
-    public static IReadOnlyList<ConfigBinding> Load(string path)
+    public static IReadOnlyList<ConfigBinding> Load(string path) => LoadDocument(path).Bindings;
+
+    /// <summary>Reads and parses the file at <paramref name="path"/>, settings and bindings; throws <see cref="ConfigException"/> if it cannot be read or used.</summary>
+    public static ConfigDocument LoadDocument(string path)
     {
         byte[] bytes;
         try
@@ -82,18 +91,49 @@ public static class ConfigFile
             throw new ConfigException($"{path}:{line}: the file is not UTF-8 text; save it as UTF-8");
         }
 
-        return Parse(text, path);
+        return ParseDocument(text, path);
     }
 
     /// <summary>Parses a config file's text; throws <see cref="ConfigException"/> at its first error.</summary>
     /// <param name="text">The file's text, with LF or CRLF line endings.</param>
     /// <param name="fileName">The file's name, for the messages.</param>
     /// <returns>The bindings, in file order: at least one, no two with the same <see cref="ConfigBinding.Identity"/>.</returns>
-    public static IReadOnlyList<ConfigBinding> Parse(string text, string fileName)
+    public static IReadOnlyList<ConfigBinding> Parse(string text, string fileName) => ParseDocument(text, fileName).Bindings;
+
+    /// <summary>Parses a config file's text, settings and bindings; throws <see cref="ConfigException"/> at its first error.</summary>
+    public static ConfigDocument ParseDocument(string text, string fileName)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(fileName);
-        var tables = TomlReader.Read(text, fileName);
+        var (top, tables) = TomlReader.ReadDocument(text, fileName);
+        string? metrics = null;
+        int metricsLine = 0;
+        foreach (var entry in top)
+        {
+            ConfigException Error(string reason) => new($"{fileName}:{entry.Line}: {entry.KeyText} = {entry.Value.Raw}: {OneLine(reason)}");
+            if (entry.Key != "metrics")
+            {
+                string hint = s_keys.Contains(entry.Key) ? $"{entry.Key} is a key of a binding; put it under a [[binding]] line" : "the top of the file takes only metrics = \"ADDR:PORT\"; a binding's keys go under its [[binding]] line";
+                throw Error($"not a setting of the whole file; {hint}");
+            }
+
+            if (entry.Value.Kind != TomlKind.String)
+            {
+                throw Error("metrics must be a string in quotes, like metrics = \"127.0.0.1:9464\"");
+            }
+
+            try
+            {
+                Service.MetricsEndpoint.Parse(entry.Value.Text);
+            }
+            catch (UsageException e)
+            {
+                throw Error(e.Message.Replace("--metrics ", "", StringComparison.Ordinal));
+            }
+
+            (metrics, metricsLine) = (entry.Value.Text, entry.Line);
+        }
+
         if (tables.Count == 0)
         {
             throw new ConfigException($"{fileName} has no [[binding]] table; add one for each binding, a [[binding]] line followed by at least real = \"DEVICE\"");
@@ -114,7 +154,7 @@ public static class ConfigFile
             seen.Add(binding.Identity, i);
         }
 
-        return bindings;
+        return new ConfigDocument(metrics, metricsLine, bindings);
     }
 
     /// <summary>The name of a namespace of <c>ip netns</c> (/run/netns/NAME), or the path of any other.</summary>

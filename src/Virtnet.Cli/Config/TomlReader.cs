@@ -47,6 +47,7 @@ internal sealed partial class TomlReader
 
     private readonly string _file;
     private readonly List<TomlTable> _tables = [];
+    private readonly List<TomlEntry> _top = [];
     private List<TomlEntry>? _entries;
     private string _line = "";
     private int _lineNumber;
@@ -57,7 +58,10 @@ internal sealed partial class TomlReader
     /// <summary>The tables of <paramref name="text"/>, in file order; throws <see cref="ConfigException"/> at the first error.</summary>
     /// <param name="text">The file's text (LF or CRLF line endings).</param>
     /// <param name="file">The file's name, for the messages.</param>
-    public static List<TomlTable> Read(string text, string file)
+    public static List<TomlTable> Read(string text, string file) => ReadDocument(text, file).Tables;
+
+    /// <summary>The settings above the first table (key = value lines at the top of the file), and the tables.</summary>
+    public static (List<TomlEntry> Top, List<TomlTable> Tables) ReadDocument(string text, string file)
     {
         var reader = new TomlReader(file);
         string[] lines = (text.StartsWith('\uFEFF') ? text[1..] : text).Split('\n');
@@ -70,7 +74,7 @@ internal sealed partial class TomlReader
             reader.ReadLine();
         }
 
-        return reader._tables;
+        return (reader._top, reader._tables);
     }
 
     private bool AtEnd => _pos >= _line.Length;
@@ -180,7 +184,14 @@ internal sealed partial class TomlReader
 
         if (_entries is null)
         {
-            throw Fail($"{keyText} = {value.Raw} comes before any [[binding]] table; put a [[binding]] line above it");
+            // A setting of the whole file (ConfigFile says which keys it takes).
+            if (_top.Find(e => e.Key == key) is { } set)
+            {
+                throw Fail($"{keyText} = {value.Raw}: {key} is already set on line {set.Line}; keep one of them");
+            }
+
+            _top.Add(new TomlEntry(key, keyText, value, _lineNumber));
+            return;
         }
 
         if (_entries.Find(e => e.Key == key) is { } first)

@@ -74,19 +74,7 @@ public sealed record BindingStatus
     public required DirectionStatus Egress { get; init; }
 
     /// <summary>The reason's stable name in JSON (drop_reasons keys).</summary>
-    public static string ReasonKey(DropCause cause) => cause switch
-    {
-        DropCause.DeviceDown => "device_down",
-        DropCause.Refused => "refused",
-        DropCause.Private => "private_mode",
-        DropCause.CopyFailed => "copy_failed",
-        DropCause.RingFull => "ring_full",
-        DropCause.QueueFull => "queue_full",
-        DropCause.Handler => "handler",
-        DropCause.MirrorReceiveOnly => "mirror_receive_only",
-        DropCause.Filter => "filter",
-        _ => "send_failed",
-    };
+    public static string ReasonKey(DropCause cause) => cause.Key();
 
     /// <summary>The reason's words for people, from a <see cref="ReasonKey"/>.</summary>
     public static string ReasonText(string key)

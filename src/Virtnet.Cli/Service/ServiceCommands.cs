@@ -283,10 +283,10 @@ internal static class ServiceCommands
             hangup.Set();
         });
 
-        IReadOnlyList<ConfigBinding> entries;
+        ConfigDocument document;
         try
         {
-            entries = ConfigFile.Load(file);
+            document = ConfigFile.LoadDocument(file);
         }
         catch (ConfigException e)
         {
@@ -294,9 +294,27 @@ internal static class ServiceCommands
             return Cli.ExitUsage;
         }
 
+        var entries = document.Bindings;
         using var notifier = new SystemdNotifier(log);
+        var metrics = new MetricsHolder();
+        using var ownsMetrics = metrics;
         return Cli.Guard(error, null, () =>
         {
+            // The endpoint before any binding: an address in use is refused with nothing made.
+            if (document.Metrics is { } address)
+            {
+                try
+                {
+                    metrics.Endpoint = MetricsEndpoint.Start(address);
+                    log.Info($"metrics for Prometheus at {metrics.Endpoint.Url}");
+                }
+                catch (VirtnetException e)
+                {
+                    error.WriteLine($"virtnet: {file}:{document.MetricsLine}: {e.Message}");
+                    return Cli.ExitFailure;
+                }
+            }
+
             // run makes bindings now and on every reload: it keeps what setup needs, and no more, from the start.
             Privileges.Drop(Privileges.ForRun, log);
             using var host = new BindingHost(output, log);
@@ -327,7 +345,7 @@ internal static class ServiceCommands
                 if (WaitHandle.WaitAny(waits) == 1 && !stop.IsCancellationRequested)
                 {
                     notifier.Reloading();
-                    Reload(file, host, log);
+                    Reload(file, host, log, metrics);
                     notifier.Ready(Summary(host));
                 }
             }
@@ -343,17 +361,34 @@ internal static class ServiceCommands
     /// Re-reads the file: removes the bindings gone from it, re-creates the changed ones, adds the new ones, and leaves
     /// the unchanged ones forwarding. An invalid file changes nothing.
     /// </summary>
-    internal static void Reload(string file, BindingHost host, ILogger log)
+    internal static void Reload(string file, BindingHost host, ILogger log, MetricsHolder? metrics = null)
     {
-        IReadOnlyList<ConfigBinding> entries;
+        ConfigDocument document;
         try
         {
-            entries = ConfigFile.Load(file);
+            document = ConfigFile.LoadDocument(file);
         }
         catch (ConfigException e)
         {
             log.Error($"{e.Message}; nothing was changed, the running bindings go on");
             return;
+        }
+
+        var entries = document.Bindings;
+        if (metrics is not null && document.Metrics != metrics.Endpoint?.Address)
+        {
+            // The new endpoint first, then the old one goes: a new address that cannot be used keeps the old.
+            try
+            {
+                var endpoint = document.Metrics is { } address ? MetricsEndpoint.Start(address) : null;
+                metrics.Endpoint?.Dispose();
+                metrics.Endpoint = endpoint;
+                log.Info(endpoint is null ? "metrics endpoint closed" : $"metrics for Prometheus at {endpoint.Url}");
+            }
+            catch (VirtnetException e)
+            {
+                log.Error($"{file}:{document.MetricsLine}: {e.Message}; the metrics stay at {metrics.Endpoint?.Url ?? "no address"}");
+            }
         }
 
         var running = host.Bindings.ToDictionary(b => b.Identity, StringComparer.Ordinal);
@@ -397,4 +432,12 @@ internal static class ServiceCommands
         var names = host.Bindings.Select(b => $"{b.Attachment.VirtualName}<->{b.Attachment.RealName}").ToList();
         return names.Count == 1 ? $"1 binding: {names[0]}" : $"{names.Count} bindings: {string.Join(", ", names)}";
     }
+}
+
+/// <summary>run's metrics endpoint, which a reload may move.</summary>
+internal sealed class MetricsHolder : IDisposable
+{
+    public MetricsEndpoint? Endpoint { get; set; }
+
+    public void Dispose() => Endpoint?.Dispose();
 }

@@ -238,7 +238,7 @@ public sealed class Attachment : IDisposable
         cleanup.Commit();
         registry?.Dispose();
         netns?.Dispose();
-        return new Attachment(rtnl, real, virt, datapath, membership, guard, followMac: macMode == MacMode.Inherit)
+        var attachment = new Attachment(rtnl, real, virt, datapath, membership, guard, followMac: macMode == MacMode.Inherit)
         {
             _port = port,
             _slotLock = slotLock,
@@ -247,6 +247,8 @@ public sealed class Attachment : IDisposable
             Filter = options.Filter?.Expression,
             Mirror = options.Mirror,
         };
+        VirtnetMeter.Register(attachment);
+        return attachment;
     }
 
     /// <summary>Refuses the combinations of --filter and --mirror with other options that are not built (yet).</summary>
@@ -626,6 +628,8 @@ public sealed class Attachment : IDisposable
         {
             return;
         }
+
+        VirtnetMeter.Unregister(this);
 
         // On a shared device the switch's tables change under the registry lock.
         using (var registry = _port is null ? null : SwitchRegistry.Lock(RealIndex, RealName))

@@ -39,3 +39,22 @@ public enum DropCause
 /// <param name="Cause">Why they were lost.</param>
 /// <param name="Frames">How many (since the binding was made; never goes down).</param>
 public readonly record struct DropCount(Direction Direction, DropCause Cause, ulong Frames);
+
+/// <summary>The stable names of drop causes, as `virtnet stats -j` and the metrics' <c>reason</c> label give them.</summary>
+public static class DropCauseNames
+{
+    /// <summary>snake_case, never changed once given: device_down, refused, ring_full, handler, ...</summary>
+    public static string Key(this DropCause cause) => cause switch
+    {
+        DropCause.DeviceDown => "device_down",
+        DropCause.Refused => "refused",
+        DropCause.Private => "private_mode",
+        DropCause.CopyFailed => "copy_failed",
+        DropCause.RingFull => "ring_full",
+        DropCause.QueueFull => "queue_full",
+        DropCause.Handler => "handler",
+        DropCause.MirrorReceiveOnly => "mirror_receive_only",
+        DropCause.Filter => "filter",
+        _ => "send_failed",
+    };
+}

@@ -541,10 +541,41 @@ public class ConfigFileTests
         => Assert.Equal(2, Parse("[[binding]]\nreal = \"eth1\"\nname = \"a\"\n[[binding]]\nreal = \"eth1\"\nname = \"b\"\n").Count);
 
     [Fact]
-    public void KeyOutsideBinding_Refused()
+    public void BindingKeyAtTheTop_Refused()
         => Assert.Equal(
-            $"{File}:2: mode = \"bridge\" comes before any [[binding]] table; put a [[binding]] line above it",
+            $"{File}:2: mode = \"bridge\": not a setting of the whole file; mode is a key of a binding; put it under a [[binding]] line",
             Error("# defaults?\nmode = \"bridge\"\n[[binding]]\nreal = \"eth1\"\n"));
+
+    [Fact]
+    public void UnknownKeyAtTheTop_Refused()
+        => Assert.Equal(
+            $"{File}:1: colour = \"red\": not a setting of the whole file; the top of the file takes only metrics = \"ADDR:PORT\"; a binding's keys go under its [[binding]] line",
+            Error("colour = \"red\"\n[[binding]]\nreal = \"eth1\"\n"));
+
+    [Fact]
+    public void Metrics_AtTheTop()
+    {
+        var document = ConfigFile.ParseDocument("# Prometheus\nmetrics = \"127.0.0.1:9464\"\n[[binding]]\nreal = \"eth1\"\n", File);
+        Assert.Equal("127.0.0.1:9464", document.Metrics);
+        Assert.Equal(2, document.MetricsLine);
+        Assert.Single(document.Bindings);
+        Assert.Null(ConfigFile.ParseDocument("[[binding]]\nreal = \"eth1\"\n", File).Metrics);
+    }
+
+    [Theory]
+    [InlineData("metrics = 9464", "metrics = 9464: metrics must be a string in quotes, like metrics = \"127.0.0.1:9464\"")]
+    [InlineData("metrics = \"9464\"", "metrics = \"9464\": 9464: give ADDR:PORT, like 127.0.0.1:9464, [::1]:9464 or *:9464")]
+    [InlineData("metrics = \"127.0.0.1:70000\"", "metrics = \"127.0.0.1:70000\": 127.0.0.1:70000: give ADDR:PORT, like 127.0.0.1:9464, [::1]:9464 or *:9464")]
+    [InlineData("metrics = \"::1:9464\"", "metrics = \"::1:9464\": ::1:9464: put an IPv6 address in brackets, like [::1]:9464")]
+    [InlineData("metrics = \"a b:9464\"", "metrics = \"a b:9464\": a b:9464: a b is not an address or a host name; give ADDR:PORT, like 127.0.0.1:9464")]
+    public void Metrics_Invalid_Refused(string line, string message)
+        => Assert.Equal($"{File}:1: {message}", Error($"{line}\n[[binding]]\nreal = \"eth1\"\n"));
+
+    [Fact]
+    public void Metrics_Twice_Refused()
+        => Assert.Equal(
+            $"{File}:2: metrics = \"[::1]:1\": metrics is already set on line 1; keep one of them",
+            Error("metrics = \"127.0.0.1:1\"\nmetrics = \"[::1]:1\"\n[[binding]]\nreal = \"eth1\"\n"));
 
     [Theory]
     [InlineData("name = \"v1", "name in binding 1: the string has no closing \"; end it on the same line (a multi-line string is not supported in a virtnet config)")]
