@@ -45,7 +45,9 @@ usage: sudo bench/run.sh [options]
                      switch replaced: one program per binding, chained); kernel-filter10: the kernel passthru
                      with a 10-term --filter that the lab's traffic matches; kernel-nomatch10: with a 10-term
                      filter it does not match, measured on va's own stack (compare with direct); mirror: a
-                     --mirror binding on va, measured on va's own stack (its copies in the virtnet columns)
+                     --mirror binding on va, measured on va's own stack (its copies in the virtnet columns);
+                     BASE-capture: the passthru (BASE kernel or user) while `virtnet capture` records its
+                     virtual-in (to /dev/null); BASE-metrics: with --metrics, scraped by curl every second
   --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
   --out FILE         where to write the JSON (default bench/results/latest.json)
   --table FILE       print the table of an existing results file and exit
@@ -83,11 +85,12 @@ done
 for c in $configs; do
   case "$c" in
     direct|macvlan|kernel|kernel-ns|user|kernel-filter10|kernel-nomatch10|mirror) ;;
+    kernel-capture|user-capture|kernel-metrics|user-metrics) ;;
     kernel-chain[0-9]*) [[ "$c" =~ ^kernel-chain([0-9]+)$ ]] || die "unknown configuration '$c'" ;;
     kernel-bridge[0-9]*|user-bridge[0-9]*|macvlan-bridge[0-9]*)
       [[ "$c" =~ ^(kernel|user|macvlan)-bridge([0-9]+)(-bcast)?$ ]] && [ "${BASH_REMATCH[2]}" -ge 1 ] && [ "${BASH_REMATCH[2]}" -le 64 ] \
         || die "unknown configuration '$c'; a shared one is kernel-bridgeN, user-bridgeN or macvlan-bridgeN (N 1-64), optionally ending in -bcast" ;;
-    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, kernel-filter10, kernel-nomatch10, mirror, or BASE-bridgeN[-bcast]" ;;
+    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, kernel-filter10, kernel-nomatch10, mirror, kernel-capture, user-capture, kernel-metrics, user-metrics, or BASE-bridgeN[-bcast]" ;;
   esac
 done
 [[ " $configs " == *" direct "* ]] || die "the direct configuration is the reference for every ratio; keep it in --configs"
@@ -292,6 +295,21 @@ setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 
     mirror)
       start_virtnet kernel --mirror || return 1
       rxdev=va ;;
+    kernel-capture|user-capture)
+      # A capture of virtual-in runs through the whole measurement, from another process (writing to /dev/null:
+      # what is measured is the binding's rate while its frames are copied, not a disk).
+      start_virtnet "${1%-capture}" || return 1
+      ip netns exec "$host" "$repo/virtnet" capture virtnet0 --point virtual-in -w /dev/null >/dev/null 2>"$work/capture.err" &
+      local kpid=$!; our_pids+=("$kpid"); extra_pids+=("$kpid")
+      local i; for i in $(seq 1 600); do grep -q "capturing" "$work/capture.err" && break; sleep 0.05; done
+      grep -q "capturing" "$work/capture.err" || { echo "capture: $(head -c 300 "$work/capture.err")" >&2; return 1; }
+      rxdev=virtnet0 ;;
+    kernel-metrics|user-metrics)
+      # The Prometheus endpoint, scraped once a second for the whole measurement.
+      start_virtnet "${1%-metrics}" --metrics 127.0.0.1:9464 || return 1
+      ip netns exec "$host" sh -c 'while :; do curl -s -o /dev/null http://127.0.0.1:9464/metrics; sleep 1; done' >/dev/null 2>&1 &
+      local spid=$!; our_pids+=("$spid"); extra_pids+=("$spid")
+      rxdev=virtnet0 ;;
     kernel-chain*)
       # The alternative design: the kernel passthru program behind N-1 per-binding programs that do not match.
       local n="${1#kernel-chain}"

@@ -401,7 +401,7 @@ internal static class Cli
     internal static string CauseText(DropCause cause) => cause switch
     {
         DropCause.DeviceDown => "device down",
-        DropCause.Refused => "refused by the device (too big, or down)",
+        DropCause.Refused => "refused by the device (too big, down, its queue full, or no protocol there takes it)",
         DropCause.Private => "private mode",
         DropCause.CopyFailed => "copies failed",
         DropCause.RingFull => "ring full",

@@ -17,6 +17,9 @@ namespace Virtnet.Cli.Service;
 
 internal sealed class MetricsEndpoint : IDisposable
 {
+    /// <summary>The runtime's own meter: the process's CPU time and memory, and its GC, JIT and thread pool.</summary>
+    private const string RuntimeMeter = "System.Runtime";
+
     private readonly MeterProvider _provider;
 
     private MetricsEndpoint(MeterProvider provider, string address)
@@ -66,7 +69,7 @@ internal sealed class MetricsEndpoint : IDisposable
         {
             provider = Sdk.CreateMeterProviderBuilder()
                 .ConfigureResource(r => r.AddService("virtnet", serviceVersion: typeof(MetricsEndpoint).Assembly.GetName().Version?.ToString(3)))
-                .AddMeter(VirtnetMeter.Name, "System.Runtime")
+                .AddMeter(VirtnetMeter.Name, RuntimeMeter)
                 .AddPrometheusHttpListener(o =>
                 {
                     o.Host = listen;

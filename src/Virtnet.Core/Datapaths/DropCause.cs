@@ -6,7 +6,10 @@ public enum DropCause
     /// <summary>The device it was going to was down (noticed by virtnet, which dropped it).</summary>
     DeviceDown,
 
-    /// <summary>The kernel refused it at the device it was handed to: too big for it, or the device down before virtnet noticed.</summary>
+    /// <summary>
+    /// The device it was handed to dropped it (its rx_dropped or tx_dropped): too big for it, down before virtnet
+    /// noticed, its queue full, or (on the kernel datapath) no protocol there takes it.
+    /// </summary>
     Refused,
 
     /// <summary>Between a private-mode binding and a sibling, which never reach each other.</summary>

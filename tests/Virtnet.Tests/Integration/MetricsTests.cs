@@ -85,6 +85,32 @@ public partial class MetricsTests(ITestOutputHelper output)
         Net.WaitUntil(() => Value(Scrape(lab.A, "127.0.0.1:9465") ?? "", "virtnet_drops_total", "direction=\"egress\"", "reason=\"mirror_receive_only\"") >= 1, FailFast, () => Scrape(lab.A, "127.0.0.1:9465") ?? "no answer");
     }
 
+    /// <summary>
+    /// Scraped five times a second under a TCP stream, the user datapath's process lives on. The runtime's metrics
+    /// allocate enough for full collections; before the forwarders held their pinned frame buffers in fields, such
+    /// a collection freed a buffer still in use and the process died of a segmentation fault within seconds.
+    /// </summary>
+    [SkippableFact]
+    public void ScrapedUnderATcpStream_UserDatapathLivesOn()
+    {
+        Root.Require();
+        using var lab = Lab.Create("ms", X, output);
+        var binding = lab.Up("user", "--metrics", "127.0.0.1:9466");
+        using (var blast = new Traffic.Blast(lab.A, lab.A4, lab.B, lab.B4))
+        {
+            for (int i = 0; i < 25; i++)
+            {
+                Assert.True(Scrape(lab.A, "127.0.0.1:9466") is not null, binding.Describe());
+                Thread.Sleep(200);
+            }
+
+            Assert.True(blast.Received > 10 << 20, $"only {blast.Received} bytes crossed");
+        }
+
+        Assert.False(binding.HasExited, binding.Describe());
+        Assert.True(Value(Scrape(lab.A, "127.0.0.1:9466")!, "dotnet_gc_collections_total") > 0);
+    }
+
     [SkippableFact]
     public void Run_MetricsInTheFile_MovedByAReload_AddressInUseRefused()
     {

@@ -18,6 +18,7 @@ public sealed partial class LayeringTests
         ["Namespaces"] = 1,
         ["Devices"] = 2,
         ["Filters"] = 2,
+        ["Capture"] = 2,
         ["Datapaths"] = 3,
         ["Datapaths/Kernel"] = 4,
         ["Datapaths/User"] = 4,

@@ -210,6 +210,11 @@ internal sealed class KernelDatapath : IDatapath
             down = _counters.Read(DownKey).Frames;
         }
 
+        // The programs count a frame when they redirect it; the device it is handed to may still refuse it (its
+        // rx_dropped, tx_dropped): such a frame entered the binding but did not leave it, so it is a drop and not
+        // a frame (SoakAccountingTests: frames + drops = what entered, per direction).
+        ingress = ingress with { Frames = ingress.Frames - Math.Min(ingress.Frames, refusedIn) };
+        egress = egress with { Frames = egress.Frames - Math.Min(egress.Frames, refusedOut) };
         return DatapathCounters.WithCauses(
             ingress,
             egress + slow,

@@ -16,6 +16,11 @@ internal sealed unsafe class SlowPath : IDisposable
 {
     private const int BufferSize = VirtioNetHdr.Size + 65535 + 64;
 
+    // The frame buffer, on the pinned object heap, held by a field: a pinned array that only a local held was
+    // collected once the JIT saw the local's last use (the pointer taken from it lives on), and the POH
+    // reused its memory while frames were still read into it (docs/kernel-notes.md, "A pinned array needs a root").
+    private readonly byte[] _buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
+
     private readonly FileDescriptor _tap;
     private readonly FileDescriptor _sender;
     private readonly FileDescriptor _stop;
@@ -66,9 +71,8 @@ internal sealed unsafe class SlowPath : IDisposable
 
     private void Loop()
     {
-        var buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
         // Headroom for a VLAN tag in front of what is read.
-        byte* p = (byte*)Unsafe.AsPointer(ref buffer[0]) + VlanTag.Length;
+        byte* p = (byte*)Unsafe.AsPointer(ref _buffer[0]) + VlanTag.Length;
         PollFd* fds = stackalloc PollFd[2];
         fds[0] = new PollFd { Fd = _tap.Fd, Events = Libc.POLLIN };
         fds[1] = new PollFd { Fd = _stop.Fd, Events = Libc.POLLIN };

@@ -34,6 +34,11 @@ internal sealed unsafe partial class Forwarder
     private const int BufferSize = VirtioNetHdr.Size + 65535 + 64;
     private const int Batch = 64;
 
+    // The frame buffer, on the pinned object heap, held by a field: a pinned array that only a local held was
+    // collected once the JIT saw the local's last use (the pointer taken from it lives on), and the POH
+    // reused its memory while frames were still read into it (docs/kernel-notes.md, "A pinned array needs a root").
+    private readonly byte[] _buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
+
     private readonly PacketRing? _ring;
     private readonly FileDescriptor[] _ports;
     private readonly string[] _portNames;
@@ -141,8 +146,7 @@ internal sealed unsafe partial class Forwarder
 
     private void Run(CpuPressure pressure)
     {
-        var buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
-        byte* p = (byte*)Unsafe.AsPointer(ref buffer[0]);
+        byte* p = (byte*)Unsafe.AsPointer(ref _buffer[0]);
         int ports = _ports.Length;
         int polled = ports + 1 + (_ring is null ? 0 : 1);
         PollFd* fds = stackalloc PollFd[polled];
