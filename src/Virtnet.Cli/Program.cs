@@ -322,14 +322,7 @@ internal static class Cli
         // Signals first: a SIGTERM or SIGINT from here on stops the attach cleanly, even one that comes while the
         // binding is being made (it is then undone as soon as it stands).
         using var stop = new CancellationTokenSource();
-        void OnSignal(PosixSignalContext context)
-        {
-            context.Cancel = true;
-            stop.Cancel();
-        }
-
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var signals = new StopOnSignals(stop);
         using var ownLogs = logs is null ? Logging.Create(verbose: false, quiet: false, error) : null;
         var log = (logs ?? ownLogs!).CreateLogger("virtnet");
         using var notifier = new SystemdNotifier(log);
@@ -490,6 +483,32 @@ internal static class Cli
 }
 
 internal sealed class UsageException(string message) : Exception(message);
+
+/// <summary>SIGINT and SIGTERM (and SIGHUP, if asked) cancel a token instead of ending the process, until disposed.</summary>
+internal sealed class StopOnSignals : IDisposable
+{
+    private readonly PosixSignalRegistration[] _registrations;
+
+    public StopOnSignals(CancellationTokenSource stop, bool hangupToo = false)
+    {
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+
+        PosixSignal[] signals = hangupToo ? [PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP] : [PosixSignal.SIGINT, PosixSignal.SIGTERM];
+        _registrations = [.. signals.Select(signal => PosixSignalRegistration.Create(signal, OnSignal))];
+    }
+
+    public void Dispose()
+    {
+        foreach (var registration in _registrations)
+        {
+            registration.Dispose();
+        }
+    }
+}
 
 /// <summary>Prints the counters and the rates since the last line, every interval (attach --stats).</summary>
 internal sealed class StatsReporter : IDisposable

@@ -211,15 +211,7 @@ internal static class CaptureCommand
     private static unsafe int Loop(string name, int pid, PcapNgWriter writer, List<Tap> taps, long? limit, string[] points, TextWriter error)
     {
         using var stop = new CancellationTokenSource();
-        void OnSignal(PosixSignalContext context)
-        {
-            context.Cancel = true;
-            stop.Cancel();
-        }
-
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnSignal);
+        using var signals = new StopOnSignals(stop, hangupToo: true);
         var state = new DrainState { Writer = writer, Limit = limit ?? long.MaxValue };
         var fds = taps.SelectMany(t => t.Handles).ToArray();
         var polls = stackalloc PollFd[fds.Length];

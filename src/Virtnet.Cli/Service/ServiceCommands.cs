@@ -179,14 +179,7 @@ internal static class ServiceCommands
 
         // Watching: one line of JSON (or one block of text) per interval, with the rates over that interval.
         using var stop = new CancellationTokenSource();
-        void OnSignal(PosixSignalContext context)
-        {
-            context.Cancel = true;
-            stop.Cancel();
-        }
-
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var signals = new StopOnSignals(stop);
         string exact = $"{first.Binding.NetnsId}/{first.Binding.Name}";
         var last = first.Binding;
         long lastTicks = System.Diagnostics.Stopwatch.GetTimestamp();

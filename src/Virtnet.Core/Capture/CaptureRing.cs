@@ -229,11 +229,5 @@ internal sealed unsafe class CaptureRing : IDisposable
         _fd.Dispose();
     }
 
-    private static void SetInt(FileDescriptor fd, int option, int value, string device, string name)
-    {
-        if (Libc.setsockopt(fd.Fd, Packet.SOL_PACKET, option, &value, sizeof(int)) < 0)
-        {
-            VirtnetException.ThrowLastError(name, device);
-        }
-    }
+    private static void SetInt(FileDescriptor fd, int option, int value, string device, string name) => PacketRing.SetInt(fd, option, value, device, name);
 }

@@ -195,7 +195,8 @@ internal sealed unsafe class PacketRing : IDisposable
 
     private static ushort BinaryHtons(ushort v) => (ushort)((v >> 8) | (v << 8));
 
-    private static void SetInt(FileDescriptor fd, int option, int value, string device, string name)
+    /// <summary>setsockopt(SOL_PACKET, option, int): throws with the option's name and the device.</summary>
+    internal static void SetInt(FileDescriptor fd, int option, int value, string device, string name)
     {
         if (Libc.setsockopt(fd.Fd, Packet.SOL_PACKET, option, &value, sizeof(int)) < 0)
         {

@@ -18,10 +18,7 @@ public class HandlerTests
         public Verdict OnFrame(ref Frame frame)
         {
             Interlocked.Increment(ref Seen);
-            var eth = frame.Ethernet;
-            var data = frame.Data;
-            if (frame.Direction == Direction.Ingress && eth.EtherType == EthernetView.EtherTypeIPv4
-                && data.Length > 34 && data[23] == 1 && data[14 + ((data[14] & 0xF) * 4)] == 8)
+            if (IsIncomingEchoRequest(ref frame))
             {
                 Interlocked.Increment(ref Dropped);
                 frame.DropReason = "icmp echo request";
@@ -30,6 +27,14 @@ public class HandlerTests
 
             return Verdict.Pass;
         }
+    }
+
+    /// <summary>An ICMPv4 echo request arriving from the wire.</summary>
+    internal static bool IsIncomingEchoRequest(ref Frame frame)
+    {
+        var data = frame.Data;
+        return frame.Direction == Direction.Ingress && frame.Ethernet.EtherType == EthernetView.EtherTypeIPv4
+            && data.Length > 34 && data[23] == 1 && data[14 + ((data[14] & 0xF) * 4)] == 8;
     }
 
     [SkippableFact]

@@ -15,9 +15,7 @@ public class MeterTests
     {
         public Verdict OnFrame(ref Frame frame)
         {
-            var data = frame.Data;
-            if (frame.Direction == Direction.Ingress && frame.Ethernet.EtherType == EthernetView.EtherTypeIPv4
-                && data.Length > 34 && data[23] == 1 && data[14 + ((data[14] & 0xF) * 4)] == 8)
+            if (HandlerTests.IsIncomingEchoRequest(ref frame))
             {
                 frame.DropReason = "echo request";
                 return Verdict.Consumed;
