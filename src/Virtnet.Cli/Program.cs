@@ -402,6 +402,7 @@ internal static class Cli
         DropCause.Handler => "by handlers",
         DropCause.MirrorReceiveOnly => "mirror is receive-only",
         DropCause.Filter => "not matched by the filter",
+        DropCause.HandlerFault => "handler fault (a handler threw)",
         _ => "send failed",
     };
 

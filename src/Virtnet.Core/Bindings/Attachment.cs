@@ -139,7 +139,7 @@ public sealed class Attachment : IDisposable
         }
 
         bool mirror = options.Mirror != MirrorDirections.None;
-        CheckFilterAndMirror(options);
+        CheckCombinations(options);
 
         // Every mode but the whole-device passthru shares the real device through its switch.
         bool shared = options.Mode != BindingMode.Passthru || options.Vlan != 0;
@@ -251,9 +251,16 @@ public sealed class Attachment : IDisposable
         return attachment;
     }
 
-    /// <summary>Refuses the combinations of --filter and --mirror with other options that are not built (yet).</summary>
-    private static void CheckFilterAndMirror(AttachOptions options)
+    /// <summary>Refuses the combinations of options that cannot work (handlers on the kernel datapath) or are not built (yet).</summary>
+    private static void CheckCombinations(AttachOptions options)
     {
+        // The kernel datapath never hands a frame to managed code: handlers given with it would never run.
+        if (options.Handlers.Count > 0 && options.Datapath == DatapathKind.Kernel)
+        {
+            string names = string.Join(", ", options.Handlers.Select(h => h.GetType().Name));
+            throw new VirtnetException(FailureKind.Unsuitable, "attach", options.Name, $"{options.Name}: handlers ({names}) run on the user datapath only, and this binding's is the kernel one; set Datapath = DatapathKind.User (--datapath user), or leave the handlers out", Errno.EINVAL);
+        }
+
         if (options.Mirror != MirrorDirections.None)
         {
             if (options.Mode != BindingMode.Passthru)
@@ -424,6 +431,11 @@ public sealed class Attachment : IDisposable
             if (_datapath.Fault is { } fault)
             {
                 return fault;
+            }
+
+            foreach (var line in _datapath.TakeHandlerReports())
+            {
+                log?.Invoke(line);
             }
 
             var link = monitor.Read(TimeSpan.FromMilliseconds(SweepIntervalMs));

@@ -35,6 +35,9 @@ public enum DropCause
 
     /// <summary>A shared binding's frame (for its MAC and VLAN) that its filter does not match.</summary>
     Filter,
+
+    /// <summary>User datapath: a C# handler threw while deciding it.</summary>
+    HandlerFault,
 }
 
 /// <summary>How many frames of one direction were lost for one cause.</summary>
@@ -58,6 +61,7 @@ public static class DropCauseNames
         DropCause.Handler => "handler",
         DropCause.MirrorReceiveOnly => "mirror_receive_only",
         DropCause.Filter => "filter",
+        DropCause.HandlerFault => "handler_fault",
         _ => "send_failed",
     };
 }

@@ -103,6 +103,12 @@ internal interface IDatapath : IDisposable
     /// <summary>The worker failed (e.g. the TAP was deleted under us); null while healthy.</summary>
     string? Fault { get; }
 
+    /// <summary>
+    /// Lines for the log about handlers that threw since the last report, at most one per handler every 10 s; the
+    /// binding's loop asks about twice a second. Only the user datapath runs handlers.
+    /// </summary>
+    IReadOnlyList<string> TakeHandlerReports() => [];
+
     /// <summary>On a shared real device: publishes the binding's key on the switch, so its frames come from now on.</summary>
     void Publish();
 

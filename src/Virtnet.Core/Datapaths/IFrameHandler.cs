@@ -2,7 +2,8 @@ namespace Virtnet.Datapaths;
 
 /// <summary>
 /// A C# frame handler in the user datapath's pipeline. It runs on every forwarder thread (one per CPU) at once,
-/// so shared state needs per-thread slots or interlocked updates; it must not block, allocate or throw.
+/// so shared state needs per-thread slots or interlocked updates; it must not block or allocate, and should not
+/// throw: an exception drops the frame (see <see cref="StopOnFault"/>).
 /// </summary>
 public interface IFrameHandler
 {
@@ -10,4 +11,11 @@ public interface IFrameHandler
     /// <param name="frame">The frame, valid only during the call.</param>
     /// <returns>Pass to let the next handler decide, Consumed to take or drop it, Another to send it to <see cref="Frame.Target"/>.</returns>
     Verdict OnFrame(ref Frame frame);
+
+    /// <summary>
+    /// What an exception from <see cref="OnFrame"/> does. false (the default): the frame is dropped, counted as
+    /// "handler fault", the exception is logged (once per handler every 10 s, with how many followed), and forwarding
+    /// goes on. true: the binding stops, its run ending with the exception's message.
+    /// </summary>
+    bool StopOnFault => false;
 }

@@ -17,10 +17,31 @@ internal static class Pipeline
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Decide(IFrameHandler[] handlers, ref Frame frame, int defaultPort, int portCount, ref long drops)
     {
+        long faulted = 0;
+        return Decide(handlers, ref frame, defaultPort, portCount, ref drops, null, ref faulted);
+    }
+
+    /// <summary>
+    /// As above; a handler that throws has the frame dropped, counted in <paramref name="faulted"/>, and its
+    /// exception recorded in <paramref name="faults"/> (when given).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Decide(IFrameHandler[] handlers, ref Frame frame, int defaultPort, int portCount, ref long drops, HandlerFaults? faults, ref long faulted)
+    {
         var verdict = Verdict.Pass;
         for (int i = 0; i < handlers.Length; i++)
         {
-            verdict = handlers[i].OnFrame(ref frame);
+            try
+            {
+                verdict = handlers[i].OnFrame(ref frame);
+            }
+            catch (Exception e)
+            {
+                faulted++;
+                faults?.Record(i, e);
+                return -1;
+            }
+
             if (verdict != Verdict.Pass)
             {
                 break;

@@ -91,6 +91,43 @@ public class PipelineTests
         return Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops);
     }
 
+    private sealed class Throws(bool stop = false) : IFrameHandler
+    {
+        public bool StopOnFault => stop;
+
+        public Verdict OnFrame(ref Frame frame) => throw new InvalidOperationException("bad frame");
+    }
+
+    [Fact]
+    public void Decide_HandlerThrows_FrameDroppedAsAFault_LaterHandlersNotRun_FirstExceptionKept()
+    {
+        var after = new Fixed(Verdict.Pass);
+        IFrameHandler[] handlers = [new Fixed(Verdict.Pass), new Throws(), after];
+        var faults = new HandlerFaults(handlers);
+        var frame = new Frame(new byte[64], Direction.Ingress);
+        long drops = 0, faulted = 0;
+        Assert.Equal(-1, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
+        Assert.Equal(-1, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
+        Assert.Equal((0L, 2L), (drops, faulted));
+        Assert.Equal(0, after.Calls);
+        Assert.Null(faults.Stop);
+        var (first, count) = faults.Take(1);
+        Assert.Equal("bad frame", first?.Message);
+        Assert.Equal(2, count);
+        Assert.Equal((null, 0L), faults.Take(1));
+    }
+
+    [Fact]
+    public void Decide_StopOnFaultHandlerThrows_TheBindingIsToldToStop()
+    {
+        IFrameHandler[] handlers = [new Throws(stop: true)];
+        var faults = new HandlerFaults(handlers);
+        var frame = new Frame(new byte[64], Direction.Egress);
+        long drops = 0, faulted = 0;
+        Assert.Equal(-1, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
+        Assert.Equal("handler Throws threw InvalidOperationException: bad frame (it is marked StopOnFault, so the binding stops)", faults.Stop);
+    }
+
     [Fact]
     public void Decide_NoHandlers_DefaultPath()
     {

@@ -52,7 +52,7 @@ internal sealed unsafe partial class Forwarder
             byte* p = mac - VirtioNetHdr.Size;
             int n = length + VirtioNetHdr.Size;
             var frame = new Frame(new Span<byte>(p, n), Direction.Ingress);
-            int output = Pipeline.Decide(_handlers, ref frame, FirstVirtualPort, _ports.Length, ref _ingress.HandlerDrops);
+            int output = Pipeline.Decide(_handlers, ref frame, FirstVirtualPort, _ports.Length, ref _ingress.HandlerDrops, Faults, ref _ingress.HandlerFaults);
             if (output < 0)
             {
                 continue;

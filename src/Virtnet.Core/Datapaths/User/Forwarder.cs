@@ -76,6 +76,7 @@ internal sealed unsafe partial class Forwarder
         _portNames = portNames;
         _stop = stop;
         _handlers = handlers;
+        Faults = new HandlerFaults(handlers);
         _spinTicks = (long)(spin.TotalSeconds * Stopwatch.Frequency);
         _load = load;
         _batched = batched;
@@ -107,8 +108,15 @@ internal sealed unsafe partial class Forwarder
     public DirectionCounters Read(Direction direction)
     {
         ref Stats s = ref direction == Direction.Ingress ? ref _ingress : ref _egress;
-        return new((ulong)Volatile.Read(ref s.Frames), (ulong)Volatile.Read(ref s.Bytes), (ulong)(Volatile.Read(ref s.Drops) + Volatile.Read(ref s.HandlerDrops)));
+        return new((ulong)Volatile.Read(ref s.Frames), (ulong)Volatile.Read(ref s.Bytes), (ulong)(Volatile.Read(ref s.Drops) + Volatile.Read(ref s.HandlerDrops) + Volatile.Read(ref s.HandlerFaults)));
     }
+
+    /// <summary>Of <see cref="Read"/>'s drops, those on which a handler threw.</summary>
+    public ulong ReadHandlerFaults(Direction direction)
+        => (ulong)Volatile.Read(ref (direction == Direction.Ingress ? ref _ingress : ref _egress).HandlerFaults);
+
+    /// <summary>The exceptions this forwarder's handlers threw, for the binding's log.</summary>
+    public HandlerFaults Faults { get; }
 
     /// <summary>Of <see cref="Read"/>'s drops, those a handler decided.</summary>
     public ulong ReadHandlerDrops(Direction direction)
@@ -279,7 +287,7 @@ internal sealed unsafe partial class Forwarder
             }
 
             var frame = new Frame(new Span<byte>(p, n), direction);
-            int output = Pipeline.Decide(_handlers, ref frame, defaultPort, _ports.Length, ref stats.HandlerDrops);
+            int output = Pipeline.Decide(_handlers, ref frame, defaultPort, _ports.Length, ref stats.HandlerDrops, Faults, ref stats.HandlerFaults);
             if (output < 0)
             {
                 continue;
@@ -315,5 +323,8 @@ internal sealed unsafe partial class Forwarder
 
         /// <summary>Frames a handler dropped.</summary>
         public long HandlerDrops;
+
+        /// <summary>Frames a handler threw on.</summary>
+        public long HandlerFaults;
     }
 }

@@ -68,7 +68,53 @@ internal sealed class UserDatapath : IDatapath
 
     public DatapathKind Kind => DatapathKind.User;
 
-    public string? Fault => _ringDeleted ? $"{_ringName} was deleted" : _forwarders.Select(f => f.Fault).FirstOrDefault(f => f is not null);
+    public string? Fault => _ringDeleted ? $"{_ringName} was deleted"
+        : _forwarders.Select(f => f.Fault ?? f.Faults.Stop).FirstOrDefault(f => f is not null);
+
+    /// <summary>How often a handler's exceptions are logged at most.</summary>
+    private static readonly long ReportEvery = 10 * System.Diagnostics.Stopwatch.Frequency;
+
+    private long[]? _reportedAt;
+
+    public IReadOnlyList<string> TakeHandlerReports()
+    {
+        if (_forwarders.Length == 0 || _forwarders[0].Faults.Handlers.Length == 0)
+        {
+            return [];
+        }
+
+        var handlers = _forwarders[0].Faults.Handlers;
+        _reportedAt ??= Enumerable.Repeat(long.MinValue / 2, handlers.Length).ToArray();
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        List<string>? lines = null;
+        for (int i = 0; i < handlers.Length; i++)
+        {
+            if (now - _reportedAt[i] < ReportEvery)
+            {
+                continue;
+            }
+
+            Exception? first = null;
+            long count = 0;
+            foreach (var f in _forwarders)
+            {
+                var (e, n) = f.Faults.Take(i);
+                first ??= e;
+                count += n;
+            }
+
+            if (first is null)
+            {
+                continue;
+            }
+
+            _reportedAt[i] = now;
+            string more = count > 1 ? $", and {count - 1} more times since" : "";
+            (lines ??= []).Add($"handler {handlers[i].GetType().Name} threw {first.GetType().Name}: {first.Message}{more}; each such frame is dropped as 'handler fault' and forwarding goes on");
+        }
+
+        return lines ?? (IReadOnlyList<string>)[];
+    }
 
     private volatile bool _ringDeleted;
 
@@ -336,13 +382,15 @@ internal sealed class UserDatapath : IDatapath
     public DatapathCounters ReadCounters()
     {
         DirectionCounters ingress = default, egress = default;
-        ulong handlerIn = 0, handlerOut = 0;
+        ulong handlerIn = 0, handlerOut = 0, faultIn = 0, faultOut = 0;
         foreach (var f in _forwarders)
         {
             ingress += f.Read(Direction.Ingress);
             egress += f.Read(Direction.Egress);
             handlerIn += f.ReadHandlerDrops(Direction.Ingress);
             handlerOut += f.ReadHandlerDrops(Direction.Egress);
+            faultIn += f.ReadHandlerFaults(Direction.Ingress);
+            faultOut += f.ReadHandlerFaults(Direction.Egress);
         }
 
         // A device's counter is gone with the device (the namespace of a virtual device may die first): the
@@ -378,14 +426,16 @@ internal sealed class UserDatapath : IDatapath
             (Direction.Ingress, DropCause.RingFull, ringDropped),
             (Direction.Ingress, DropCause.QueueFull, pumpDropped + ringDeviceDropped),
             (Direction.Ingress, DropCause.Handler, handlerIn),
-            (Direction.Ingress, DropCause.SendFailed, ingress.Drops - handlerIn),
+            (Direction.Ingress, DropCause.HandlerFault, faultIn),
+            (Direction.Ingress, DropCause.SendFailed, ingress.Drops - handlerIn - faultIn),
             (Direction.Ingress, DropCause.DeviceDown, port?.Switch.Read(port.Slot, SwitchCount.InDropDown).Frames ?? 0),
             (Direction.Ingress, DropCause.Private, port?.Switch.Read(port.Slot, SwitchCount.InDropPrivate).Frames ?? 0),
             (Direction.Ingress, DropCause.CopyFailed, port?.Switch.Read(port.Slot, SwitchCount.InDropFailed).Frames ?? 0),
             (Direction.Ingress, DropCause.Filter, port?.Switch.Read(port.Slot, SwitchCount.InDropFilter).Frames ?? 0),
             (Direction.Egress, DropCause.QueueFull, virtDropped),
             (Direction.Egress, DropCause.Handler, handlerOut),
-            (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut));
+            (Direction.Egress, DropCause.HandlerFault, faultOut),
+            (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut - faultOut));
     }
 
     public void OnMtuChanged(int mtu)
