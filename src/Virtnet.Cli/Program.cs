@@ -15,6 +15,13 @@ internal static class Program
         // A shell that starts a job with '&' without job control sets SIGINT (and SIGQUIT) to SIG_IGN, and the
         // runtime then leaves it ignored: scripts' `kill -INT` would do nothing. virtnet stops on SIGINT wherever
         // it was started, so the inherited disposition goes before any handler is registered.
+        if (args is [BrokerProcess.Verb, var fd])
+        {
+            // run's privilege broker: never a user's command, so before the parser (and it is not in --help).
+            using var logs = Logging.Create(verbose: false, quiet: true);
+            return BrokerProcess.Serve(fd, logs.CreateLogger("virtnet broker"));
+        }
+
         _ = Libc.signal(Libc.SIGINT, Libc.SIG_DFL);
         Diagnostics.TurnOffUnlessAskedFor();
         var parse = Cli.Build().Parse(args);

@@ -4,8 +4,9 @@
 // alone, to follow the real device (the virtual device's MTU, MAC and alias, in another namespace through a netlink
 // socket made there during setup, so no setns; a veth peer's carrier; a private device set up again; a veth pair
 // deleted at exit). A MAC change on the kernel datapath's --netns is a map update; closing what setup made needs
-// nothing. `run` makes bindings on reload too, so it keeps what setup needs: CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF,
-// and CAP_SYS_ADMIN (setns for --netns; *_GET_FD_BY_ID to join a shared device another process holds).
+// nothing. `run` makes bindings on reload too, so it keeps what setup needs but CAP_SYS_ADMIN: CAP_NET_ADMIN,
+// CAP_NET_RAW, CAP_BPF. What needs CAP_SYS_ADMIN (setns for --netns; *_GET_FD_BY_ID to join a shared device another
+// process holds) run asks its privilege broker for (BrokerProcess), a child that keeps it and passes back descriptors.
 using Microsoft.Extensions.Logging;
 using Virtnet.Native;
 
@@ -17,7 +18,7 @@ internal static class Privileges
     public static ulong ForAttach { get; } = Capabilities.Mask(Capabilities.CAP_NET_ADMIN);
 
     /// <summary>What run keeps from the start: what making any binding needs, on reload too.</summary>
-    public static ulong ForRun { get; } = Capabilities.Mask(Capabilities.CAP_NET_ADMIN, Capabilities.CAP_NET_RAW, Capabilities.CAP_BPF, Capabilities.CAP_SYS_ADMIN);
+    public static ulong ForRun { get; } = Capabilities.Mask(Capabilities.CAP_NET_ADMIN, Capabilities.CAP_NET_RAW, Capabilities.CAP_BPF);
 
     /// <summary>
     /// Keeps only <paramref name="keep"/> in every thread; on an architecture KeepOnly is not built for, says so and

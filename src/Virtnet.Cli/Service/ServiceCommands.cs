@@ -256,6 +256,13 @@ internal static class ServiceCommands
         return Cli.ExitOk;
     }
 
+    private static BrokerProcess StartBroker(ILogger log)
+    {
+        var broker = BrokerProcess.Start();
+        log.Debug($"privilege broker started (pid {broker.Pid}); it keeps {Native.Capabilities.Describe(BrokerProcess.Keeps)}");
+        return broker;
+    }
+
     /// <summary>run --config: every binding of the file, SIGHUP to re-read it, until SIGINT/SIGTERM or none is left.</summary>
     internal static int Run(string file, TextWriter output, TextWriter error, ILoggerFactory logs)
     {
@@ -308,7 +315,9 @@ internal static class ServiceCommands
                 }
             }
 
-            // run makes bindings now and on every reload: it keeps what setup needs, and no more, from the start.
+            // run makes bindings now and on every reload: it keeps what setup needs, and no more, from the start;
+            // what needs CAP_SYS_ADMIN (entering a namespace, opening BPF objects by id) it asks its broker for.
+            using var broker = StartBroker(log);
             Privileges.Drop(Privileges.ForRun, log);
             using var host = new BindingHost(output, log);
             using var control = ControlServer.TryStart(host, log);

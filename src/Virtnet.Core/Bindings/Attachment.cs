@@ -351,16 +351,18 @@ public sealed class Attachment : IDisposable
     {
         bool taken = netns is null
             ? rtnl.TryGetLink(name) is not null
-            : netns.Run(() =>
-            {
-                using var there = RtNetlink.Open();
-                return there.TryGetLink(name) is not null;
-            });
+            : InNamespace(netns, there => there.TryGetLink(name) is not null);
         if (taken)
         {
             string where = netns is null ? "" : $" in {netns.Description}";
             throw new VirtnetException(FailureKind.NameInUse, "attach", name, $"{name}: name already in use{where}", Errno.EEXIST);
         }
+    }
+
+    private static bool InNamespace(NetNamespace netns, Func<RtNetlink, bool> ask)
+    {
+        using var there = RtNetlink.OpenIn(netns);
+        return ask(there);
     }
 
     /// <summary>The veth pairs of dead bindings in any slot of a shared device (call with the registry lock held).</summary>

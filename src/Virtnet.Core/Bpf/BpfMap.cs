@@ -2,6 +2,7 @@
 // Maps made by one virtnet process are found by another through the programs that use them
 // (BPF_OBJ_GET_INFO_BY_FD lists a program's map ids, BPF_MAP_GET_FD_BY_ID opens one): nothing is pinned, and a
 // map lives exactly as long as some program or fd holds it.
+using Virtnet.Namespaces;
 using Virtnet.Native;
 
 namespace Virtnet.Bpf;
@@ -35,18 +36,10 @@ internal sealed class BpfMap : IDisposable
     }
 
     /// <summary>BPF_MAP_GET_FD_BY_ID: null when no map has that id any more.</summary>
-    public static unsafe BpfMap? FromId(uint id, string name)
+    public static BpfMap? FromId(uint id, string name)
     {
-        var attr = new BpfAttrGetId { ProgId = id };
-        int fd = Libc.bpf(Libc.BPF_MAP_GET_FD_BY_ID, &attr, (uint)sizeof(BpfAttrGetId));
-        if (fd < 0)
-        {
-            var errno = LastError.Get();
-            return errno == Errno.ENOENT ? null : throw new VirtnetException("BPF_MAP_GET_FD_BY_ID", name, errno);
-        }
-
-        var handle = new FileDescriptor(fd);
-        return new BpfMap(handle, name);
+        var handle = Privileged.Operations.ById(Libc.BPF_MAP_GET_FD_BY_ID, id, "BPF_MAP_GET_FD_BY_ID", name);
+        return handle is null ? null : new BpfMap(handle, name);
     }
 
     /// <summary>The map's name (BPF_OBJ_GET_INFO_BY_FD).</summary>

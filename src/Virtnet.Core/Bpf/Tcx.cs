@@ -3,6 +3,7 @@
 // A tcx link is owned by its fd: it detaches when the last fd closes, including when the process is killed,
 // so virtnet never pins links and never leaves a datapath behind. BPF_LINK_CREATE and BPF_PROG_QUERY name
 // the device by ifindex in the calling thread's network namespace.
+using Virtnet.Namespaces;
 using Virtnet.Native;
 
 namespace Virtnet.Bpf;
@@ -45,12 +46,23 @@ internal sealed class TcxLink : IDisposable
     /// <param name="direction">Its ingress or egress hook.</param>
     /// <param name="first">Put it before every program already there (BPF_F_BEFORE with no anchor), e.g. a mirror
     /// that must see frames before a binding takes them.</param>
-    public static unsafe TcxLink Attach(BpfProgram program, int ifindex, string device, TcxDirection direction, bool first = false)
+    public static TcxLink Attach(BpfProgram program, int ifindex, string device, TcxDirection direction, bool first = false)
+        => new(Create(program.Handle, ifindex, device, direction, first), ifindex, device, direction);
+
+    /// <summary>
+    /// <see cref="Attach"/> on a device of another namespace, whose <paramref name="ifindex"/> is counted there:
+    /// the link is made inside it (by this process, or by the privilege broker when this one may not enter).
+    /// </summary>
+    public static TcxLink AttachIn(NetNamespace netns, BpfProgram program, int ifindex, string device, TcxDirection direction, bool first = false, IPrivilegedOperations? via = null)
+        => new((via ?? Privileged.Operations).TcxLinkIn(netns, program.Handle, ifindex, device, direction, first), ifindex, device, direction);
+
+    /// <summary>BPF_LINK_CREATE for a tcx hook in the calling thread's namespace: the link's fd.</summary>
+    internal static unsafe FileDescriptor Create(FileDescriptor program, int ifindex, string device, TcxDirection direction, bool first)
     {
         const string Op = "BPF_LINK_CREATE";
         var attr = new BpfAttrLinkCreateTcx
         {
-            ProgFd = (uint)program.Handle.Fd,
+            ProgFd = (uint)program.Fd,
             TargetIfindex = (uint)ifindex,
             AttachType = Tcx.AttachType(direction),
             Flags = first ? BpfFBefore : 0,
@@ -62,7 +74,7 @@ internal sealed class TcxLink : IDisposable
             throw new VirtnetException($"{Op} tcx {Tcx.Name(direction)}", device, errno, hint: Hint(errno, ifindex));
         }
 
-        return new TcxLink(new FileDescriptor(fd), ifindex, device, direction);
+        return new FileDescriptor(fd);
     }
 
     public void Dispose() => Handle.Dispose();
@@ -150,18 +162,8 @@ internal static class Tcx
     public static unsafe FileDescriptor? LinkById(uint id)
         => ById(Libc.BPF_LINK_GET_FD_BY_ID, id, "BPF_LINK_GET_FD_BY_ID");
 
-    private static unsafe FileDescriptor? ById(int command, uint id, string op)
-    {
-        var attr = new BpfAttrGetId { ProgId = id };
-        int fd = Libc.bpf(command, &attr, (uint)sizeof(BpfAttrGetId));
-        if (fd < 0)
-        {
-            var errno = LastError.Get();
-            return errno == Errno.ENOENT ? null : throw new VirtnetException(op, $"id {id}", errno);
-        }
-
-        return new FileDescriptor(fd);
-    }
+    private static FileDescriptor? ById(int command, uint id, string op)
+        => Privileged.Operations.ById(command, id, op, $"id {id}");
 
     /// <summary>The names of the programs attached to a tcx hook (BPF_PROG_GET_FD_BY_ID + BPF_OBJ_GET_INFO_BY_FD).</summary>
     public static unsafe IReadOnlyList<string> QueryProgramNames(int ifindex, TcxDirection direction)
@@ -169,20 +171,12 @@ internal static class Tcx
         var names = new List<string>();
         foreach (uint id in QueryProgramIds(ifindex, direction))
         {
-            var attr = new BpfAttrGetId { ProgId = id };
-            int fd = Libc.bpf(Libc.BPF_PROG_GET_FD_BY_ID, &attr, (uint)sizeof(BpfAttrGetId));
-            if (fd < 0)
+            using var handle = Privileged.Operations.ById(Libc.BPF_PROG_GET_FD_BY_ID, id, "BPF_PROG_GET_FD_BY_ID", $"ifindex {ifindex}");
+            if (handle is null)
             {
-                var errno = LastError.Get();
-                if (errno == Errno.ENOENT)
-                {
-                    continue; // detached and freed since the query
-                }
-
-                throw new VirtnetException("BPF_PROG_GET_FD_BY_ID", $"ifindex {ifindex}", errno);
+                continue; // detached and freed since the query
             }
 
-            using var handle = new FileDescriptor(fd);
             names.Add(BpfProgram.ReadName(BpfProgram.GetInfo(handle.Fd, $"ifindex {ifindex}")));
         }
 

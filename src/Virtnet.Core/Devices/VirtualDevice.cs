@@ -122,6 +122,9 @@ internal abstract class VirtualDevice : IDisposable
     /// <summary>Closes the socket kept in the device's namespace.</summary>
     private protected void CloseThere() => _there?.Dispose();
 
+    /// <summary>The socket kept in the device's namespace (a device in another one only).</summary>
+    private protected RtNetlink There => _there ?? throw new InvalidOperationException($"{Name} is in this namespace");
+
     /// <summary>Sets the MTU where the device lives; a gone device is nothing to follow.</summary>
     private protected void SetOwnMtu(RtNetlink rtnl, int mtu) => RunWhereItLives(rtnl, r => r.SetMtu(Index, mtu));
 
@@ -145,7 +148,7 @@ internal abstract class VirtualDevice : IDisposable
     }
 
     /// <summary>Opens the socket a device in <paramref name="netns"/> keeps (<see cref="_there"/>): on a thread inside it.</summary>
-    private protected static RtNetlink OpenThere(NetNamespace netns) => netns.Run(RtNetlink.Open);
+    private protected static RtNetlink OpenThere(NetNamespace netns) => RtNetlink.OpenIn(netns);
 
     /// <summary>Alias, MAC and MTU (the real device's, or as close as the driver allows), through a socket where the device lives.</summary>
     private protected static void Configure(RtNetlink where, LinkInfo link, VirtualDeviceSpec spec)
@@ -212,11 +215,7 @@ internal sealed class TapVirtualDevice : VirtualDevice
         }
         else
         {
-            SetupNamespace.Run(() =>
-            {
-                using var there = RtNetlink.Open();
-                there.SetUp(Index, true);
-            });
+            There.SetUp(Index, true);
         }
     }
 
@@ -288,11 +287,7 @@ internal sealed class VethPairDevice : VirtualDevice
     public override void BringUp(RtNetlink rtnl, bool carrier)
     {
         rtnl.SetUp(_peer.Index, carrier);
-        SetupNamespace!.Run(() =>
-        {
-            using var there = RtNetlink.Open();
-            there.SetUp(Index, true);
-        });
+        There.SetUp(Index, true);
     }
 
     public override void SetCarrier(RtNetlink rtnl, bool on) => rtnl.SetUp(_peer.Index, on);

@@ -71,6 +71,9 @@ internal sealed class NetNamespace : IDisposable
         return new NetNamespace(fd, path);
     }
 
+    /// <summary>A namespace by a descriptor received from elsewhere (the privilege broker's requests); owns it.</summary>
+    public static NetNamespace Adopt(FileDescriptor fd, string description) => new(fd, description);
+
     /// <summary>
     /// Runs <paramref name="action"/> synchronously on a new thread inside this namespace and returns its result.
     /// Sockets, TAPs and netlink handles created there stay bound to this namespace; threads started there are born in it.

@@ -26,7 +26,12 @@ internal sealed unsafe class NetlinkSocket : IDisposable
     public static NetlinkSocket Open(uint groups, bool nonBlocking)
     {
         int type = Libc.SOCK_RAW | Libc.SOCK_CLOEXEC | (nonBlocking ? Libc.SOCK_NONBLOCK : 0);
-        var fd = FileDescriptor.FromResult(Libc.socket(Nl.AF_NETLINK, type, Nl.NETLINK_ROUTE), "socket(AF_NETLINK)");
+        return Adopt(FileDescriptor.FromResult(Libc.socket(Nl.AF_NETLINK, type, Nl.NETLINK_ROUTE), "socket(AF_NETLINK)"), groups);
+    }
+
+    /// <summary>An rtnetlink socket made elsewhere (in another namespace), set up as <see cref="Open"/> does; owns it.</summary>
+    public static NetlinkSocket Adopt(FileDescriptor fd, uint groups)
+    {
         try
         {
             int on = 1;

@@ -79,6 +79,13 @@ internal sealed class RtNetlink : IDisposable
     /// <summary>Opens an rtnetlink socket in the calling thread's network namespace.</summary>
     public static RtNetlink Open() => new(NetlinkSocket.Open(groups: 0, nonBlocking: false));
 
+    /// <summary>
+    /// Opens an rtnetlink socket inside <paramref name="netns"/> (by this process, or by the privilege broker when
+    /// this one may not enter it): its requests name that namespace's devices, from any thread.
+    /// </summary>
+    public static RtNetlink OpenIn(Namespaces.NetNamespace netns, Namespaces.IPrivilegedOperations? via = null)
+        => new(NetlinkSocket.Adopt((via ?? Namespaces.Privileged.Operations).SocketIn(netns, Nl.AF_NETLINK, Libc.SOCK_RAW, Nl.NETLINK_ROUTE, "socket(AF_NETLINK)"), groups: 0));
+
     /// <summary>ip link show NAME. Throws VirtnetException(ENODEV) "NAME: no such device".</summary>
     /// <remarks>Equivalent to: <c>ip link show dev NAME</c> (RTM_GETLINK with IFLA_IFNAME; altnames match too).</remarks>
     public LinkInfo GetLink(string name)

@@ -1,6 +1,6 @@
 // The one binary: the Native AOT build (.ci/run publishes it to .build/aot/virtnet, as the README says) runs
-// without the .NET runtime and does what the JIT build does: its help, a filter, and a binding on each datapath
-// that show sees and detach stops.
+// without the .NET runtime and does what the JIT build does: its help, a filter, a binding on each datapath
+// that show sees and detach stops, and run, whose privilege broker is the same binary started again.
 using Virtnet.Tests.Infrastructure;
 using Xunit;
 using Xunit.Abstractions;
@@ -57,5 +57,31 @@ public class AotTests(ITestOutputHelper output)
         Assert.True(p.WaitForExit(FailFast), p.Describe());
         Assert.Equal(0, p.ExitCode);
         Assert.False(Net.Exists(lab.A, "aot0"));
+    }
+
+    [SkippableFact]
+    public void Aot_Run_MakesANetnsBindingThroughItsBroker()
+    {
+        RequireBinary();
+        using var c = new TestNetns("aotc");
+        using var lab = Lab.Create("aotr", X, output);
+        string file = Path.Combine(Path.GetTempPath(), $"virtnet-{Guid.NewGuid():N}.toml");
+        try
+        {
+            File.WriteAllText(file, $"[[binding]]\nreal = \"{Lab.Real}\"\nname = \"aot1\"\nnetns = \"{c.Name}\"\n");
+            using var p = VirtnetProcess.StartCommand(lab.A, Binary, ["run", "--config", file]);
+            p.WaitForReady();
+            Net.Ip(c, "link", "set", "aot1", "up");
+            Net.Ip(c, "addr", "add", $"{lab.A4}/24", "dev", "aot1");
+            Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+            p.Signal(15);
+            Assert.True(p.WaitForExit(FailFast), p.Describe());
+            Assert.Equal(0, p.ExitCode);
+            Assert.False(Net.Exists(c, "aot1"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
     }
 }

@@ -1,6 +1,6 @@
 // Least privilege, end to end: by its ready line a binding keeps only what it still needs, in every thread of the
 // process (CAP_NET_ADMIN alone); it still follows the real device (MTU, MAC, name) and undoes everything on SIGTERM.
-// run keeps what making bindings on reload needs, and nothing else.
+// run keeps what making bindings on reload needs but CAP_SYS_ADMIN, which only its privilege broker keeps.
 using Virtnet.Native;
 using Virtnet.Tests.Infrastructure;
 using Xunit;
@@ -89,30 +89,74 @@ public class PrivilegeTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
-    public void Run_KeepsWhatMakingBindingsNeeds()
+    public void Run_KeepsNoSysAdmin_ItsBrokerMakesWhatNeedsIt_OnReloadToo()
     {
         Root.Require();
+        using var c = new TestNetns("pvrc");
         using var lab = Lab.Create("pvrun", X, output);
         string file = Path.Combine(Path.GetTempPath(), $"virtnet-{Guid.NewGuid():N}.toml");
         try
         {
-            File.WriteAllText(file, $"[[binding]]\nreal = \"{Lab.Real}\"\nname = \"pvr0\"\n");
+            File.WriteAllText(file, $"[[binding]]\nreal = \"{Lab.Real}\"\nname = \"pvr0\"\nmode = \"bridge\"\nmac = \"02:00:00:00:63:22\"\n");
             using var run = VirtnetProcess.Start(lab.A, "run", "--config", file);
             run.WaitForReady();
-            AssertEveryThreadWithin(run.Pid, Capabilities.Mask(Capabilities.CAP_NET_ADMIN, Capabilities.CAP_NET_RAW, Capabilities.CAP_BPF, Capabilities.CAP_SYS_ADMIN));
+            ulong runKeeps = Capabilities.Mask(Capabilities.CAP_NET_ADMIN, Capabilities.CAP_NET_RAW, Capabilities.CAP_BPF);
+            int threads = AssertEveryThreadWithin(run.Pid, runKeeps);
+            output.WriteLine($"run: {threads} threads, each with {Capabilities.Describe(runKeeps)} only");
 
-            // A reload still makes a binding with them.
-            File.WriteAllText(file, $"[[binding]]\nreal = \"{Lab.Real}\"\nname = \"pvr0\"\nmode = \"bridge\"\ndatapath = \"user\"\n");
+            // Its one child, the broker, keeps CAP_SYS_ADMIN, and only with what tcx links need.
+            int broker = Children(run.Pid).Single();
+            Assert.Contains("__broker", File.ReadAllText($"/proc/{broker}/cmdline"), StringComparison.Ordinal);
+            AssertEveryThreadWithin(broker, Capabilities.Mask(Capabilities.CAP_SYS_ADMIN, Capabilities.CAP_NET_ADMIN, Capabilities.CAP_BPF));
+
+            // A reload makes what needed CAP_SYS_ADMIN before: a kernel-datapath binding in another namespace (a
+            // netlink socket and a tcx link made inside it) on a real device shared with another process's binding
+            // (its maps and links opened by id), and a user-datapath binding there too.
+            lab.Attach("kernel", "--name", "pvsib", "--mode", "bridge", "--mac", "02:00:00:00:63:21");
+            File.WriteAllText(file, $"""
+                [[binding]]
+                real = "{Lab.Real}"
+                name = "pvr0"
+                netns = "{c.Name}"
+                mode = "bridge"
+                mac = "02:00:00:00:63:22"
+
+                [[binding]]
+                real = "{Lab.Real}"
+                name = "pvr1"
+                netns = "{c.Name}"
+                datapath = "user"
+                mode = "bridge"
+                mac = "02:00:00:00:63:23"
+                """);
             run.Signal(1);
-            Net.WaitUntil(() => run.Stderr.Contains("1 re-created", StringComparison.Ordinal), FailFast, run.Describe);
-            Assert.True(Net.Exists(lab.A, "pvr0"));
+            Net.WaitUntil(() => run.Stderr.Contains("2 added, 1 removed, 0 re-created", StringComparison.Ordinal), FailFast, run.Describe);
+            AssertEveryThreadWithin(run.Pid, runKeeps);
+            Net.Ip(c, "link", "set", "pvr0", "up");
+            Net.Ip(c, "addr", "add", $"{lab.A4}/24", "dev", "pvr0");
+            Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+            Net.Ip(c, "addr", "flush", "dev", "pvr0");
+            Net.Ip(c, "link", "set", "pvr1", "up");
+            Net.Ip(c, "addr", "add", $"{lab.A4}/24", "dev", "pvr1");
+            Net.Ip(lab.B, "neigh", "flush", "dev", Lab.Peer);
+            Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+
+            // The broker ends with run.
             run.Signal(15);
             Assert.True(run.WaitForExit(FailFast), run.Describe());
             Assert.Equal(0, run.ExitCode);
+            Net.WaitUntil(() => !Directory.Exists($"/proc/{broker}") || File.ReadAllText($"/proc/{broker}/stat").Contains(") Z ", StringComparison.Ordinal), FailFast, () => $"broker {broker} still runs");
+            Assert.False(Net.Exists(c, "pvr0") || Net.Exists(c, "pvr1"));
         }
         finally
         {
             File.Delete(file);
         }
     }
+
+    private static List<int> Children(int pid)
+        => Directory.EnumerateDirectories($"/proc/{pid}/task")
+            .SelectMany(t => File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(int.Parse)
+            .ToList();
 }

@@ -103,12 +103,12 @@ internal sealed class KernelDatapath : IDatapath
             var netns = virt.SetupNamespace!;
             var classifyMac = cleanup.Add(Programs.CreateClassifyMac(virt.Mac));
             var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(classifyMac), virt.Name));
-            var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virt.Index, virt.Name, TcxDirection.Ingress)));
+            var classifyLink = cleanup.Add(TcxLink.AttachIn(netns, classifyProgram, virt.Index, virt.Name, TcxDirection.Ingress));
             if (setup.TcTest is { } test)
             {
                 // Where every frame for the binding arrives: from the wire, the host, a sibling.
                 var filterProgram = cleanup.Add(BpfProgram.LoadSchedCls(FilterProgramName, SwitchPrograms.FilterAtTarget(sw.Counts.Handle.Fd, port.Slot, test, socket: false), virt.Name));
-                cleanup.Add(netns.Run(() => TcxLink.Attach(filterProgram, virt.Index, virt.Name, TcxDirection.Ingress, first: true)));
+                cleanup.Add(TcxLink.AttachIn(netns, filterProgram, virt.Index, virt.Name, TcxDirection.Ingress, first: true));
             }
 
             var outProgram = cleanup.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: true), peer.Name));
@@ -174,7 +174,7 @@ internal sealed class KernelDatapath : IDatapath
         var down = cleanup.Add(FlagMap.Create("virtnet_down"));
         var classifyMac = cleanup.Add(Programs.CreateClassifyMac(virtMac));
         var classifyProgram = cleanup.Add(BpfProgram.LoadSchedCls(ClassifyProgramName, Programs.ClassifyFrames(classifyMac), virtName));
-        var classifyLink = cleanup.Add(netns.Run(() => TcxLink.Attach(classifyProgram, virtIndex, virtName, TcxDirection.Ingress)));
+        var classifyLink = cleanup.Add(TcxLink.AttachIn(netns, classifyProgram, virtIndex, virtName, TcxDirection.Ingress));
         var ingressProgram = cleanup.Add(BpfProgram.LoadSchedCls(IngressProgramName, Programs.TakeIngress(counters, (int)Direction.Ingress, peerIndex, 0, peer: true, down, DownKey, filter), realName));
         var egressProgram = cleanup.Add(BpfProgram.LoadSchedCls(EgressProgramName, Programs.CountAndRedirect(counters, (int)Direction.Egress, realIndex, 0), peerName));
         var egressLink = cleanup.Add(TcxLink.Attach(egressProgram, peerIndex, peerName, TcxDirection.Ingress));
