@@ -2,7 +2,6 @@
 // Maps made by one virtnet process are found by another through the programs that use them
 // (BPF_OBJ_GET_INFO_BY_FD lists a program's map ids, BPF_MAP_GET_FD_BY_ID opens one): nothing is pinned, and a
 // map lives exactly as long as some program or fd holds it.
-using Virtnet.Namespaces;
 using Virtnet.Native;
 
 namespace Virtnet.Bpf;
@@ -38,7 +37,7 @@ internal sealed class BpfMap : IDisposable
     /// <summary>BPF_MAP_GET_FD_BY_ID: null when no map has that id any more.</summary>
     public static BpfMap? FromId(uint id, string name)
     {
-        var handle = Privileged.Operations.ById(Libc.BPF_MAP_GET_FD_BY_ID, id, "BPF_MAP_GET_FD_BY_ID", name);
+        var handle = Tcx.ById(Libc.BPF_MAP_GET_FD_BY_ID, id, "BPF_MAP_GET_FD_BY_ID", name);
         return handle is null ? null : new BpfMap(handle, name);
     }
 

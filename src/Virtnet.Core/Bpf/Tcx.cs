@@ -47,35 +47,19 @@ internal sealed class TcxLink : IDisposable
     /// <param name="first">Put it before every program already there (BPF_F_BEFORE with no anchor), e.g. a mirror
     /// that must see frames before a binding takes them.</param>
     public static TcxLink Attach(BpfProgram program, int ifindex, string device, TcxDirection direction, bool first = false)
-        => new(Create(program.Handle, ifindex, device, direction, first), ifindex, device, direction);
+        => Made(InProcessPrivileges.LinkCreate(program.Handle, ifindex, Tcx.AttachType(direction), first ? BpfFBefore : 0, out var errno), errno, ifindex, device, direction);
 
     /// <summary>
     /// <see cref="Attach"/> on a device of another namespace, whose <paramref name="ifindex"/> is counted there:
     /// the link is made inside it (by this process, or by the privilege broker when this one may not enter).
     /// </summary>
     public static TcxLink AttachIn(NetNamespace netns, BpfProgram program, int ifindex, string device, TcxDirection direction, bool first = false, IPrivilegedOperations? via = null)
-        => new((via ?? Privileged.Operations).TcxLinkIn(netns, program.Handle, ifindex, device, direction, first), ifindex, device, direction);
+        => Made((via ?? Privileged.Operations).LinkCreateIn(netns, program.Handle, ifindex, Tcx.AttachType(direction), first ? BpfFBefore : 0, out var errno), errno, ifindex, device, direction);
 
-    /// <summary>BPF_LINK_CREATE for a tcx hook in the calling thread's namespace: the link's fd.</summary>
-    internal static unsafe FileDescriptor Create(FileDescriptor program, int ifindex, string device, TcxDirection direction, bool first)
-    {
-        const string Op = "BPF_LINK_CREATE";
-        var attr = new BpfAttrLinkCreateTcx
-        {
-            ProgFd = (uint)program.Fd,
-            TargetIfindex = (uint)ifindex,
-            AttachType = Tcx.AttachType(direction),
-            Flags = first ? BpfFBefore : 0,
-        };
-        int fd = Libc.bpf(Libc.BPF_LINK_CREATE, &attr, (uint)sizeof(BpfAttrLinkCreateTcx));
-        if (fd < 0)
-        {
-            var errno = LastError.Get();
-            throw new VirtnetException($"{Op} tcx {Tcx.Name(direction)}", device, errno, hint: Hint(errno, ifindex));
-        }
-
-        return new FileDescriptor(fd);
-    }
+    private static TcxLink Made(FileDescriptor? fd, Errno errno, int ifindex, string device, TcxDirection direction)
+        => fd is null
+            ? throw new VirtnetException($"BPF_LINK_CREATE tcx {Tcx.Name(direction)}", device, errno, hint: Hint(errno, ifindex))
+            : new TcxLink(fd, ifindex, device, direction);
 
     public void Dispose() => Handle.Dispose();
 
@@ -163,7 +147,14 @@ internal static class Tcx
         => ById(Libc.BPF_LINK_GET_FD_BY_ID, id, "BPF_LINK_GET_FD_BY_ID");
 
     private static FileDescriptor? ById(int command, uint id, string op)
-        => Privileged.Operations.ById(command, id, op, $"id {id}");
+        => ById(command, id, op, $"id {id}");
+
+    /// <summary>BPF_*_GET_FD_BY_ID, by this process or its privilege broker: null when no object has that id any more.</summary>
+    internal static FileDescriptor? ById(int command, uint id, string op, string subject)
+    {
+        var fd = Privileged.Operations.ById(command, id, out var errno);
+        return fd is not null || errno == Errno.ENOENT ? fd : throw new VirtnetException(op, subject, errno);
+    }
 
     /// <summary>The names of the programs attached to a tcx hook (BPF_PROG_GET_FD_BY_ID + BPF_OBJ_GET_INFO_BY_FD).</summary>
     public static unsafe IReadOnlyList<string> QueryProgramNames(int ifindex, TcxDirection direction)
@@ -171,7 +162,7 @@ internal static class Tcx
         var names = new List<string>();
         foreach (uint id in QueryProgramIds(ifindex, direction))
         {
-            using var handle = Privileged.Operations.ById(Libc.BPF_PROG_GET_FD_BY_ID, id, "BPF_PROG_GET_FD_BY_ID", $"ifindex {ifindex}");
+            using var handle = ById(Libc.BPF_PROG_GET_FD_BY_ID, id, "BPF_PROG_GET_FD_BY_ID", $"ifindex {ifindex}");
             if (handle is null)
             {
                 continue; // detached and freed since the query

@@ -10,22 +10,25 @@
 // when the object is made or opened, not on each use.
 using System.Buffers.Binary;
 using System.Text;
-using Virtnet.Bpf;
 using Virtnet.Native;
 
 namespace Virtnet.Namespaces;
 
-/// <summary>The operations that need CAP_SYS_ADMIN (see the file's header). Each returns a new owned descriptor.</summary>
+/// <summary>
+/// The operations that need CAP_SYS_ADMIN (see the file's header), in the kernel's terms: each returns a new owned
+/// descriptor, or null and the errno of the call that failed, for the layer that knows what it means to say so.
+/// Failing to enter the namespace throws.
+/// </summary>
 internal interface IPrivilegedOperations
 {
-    /// <summary>socket(<paramref name="domain"/>, <paramref name="type"/>, <paramref name="protocol"/>) made inside <paramref name="netns"/>.</summary>
+    /// <summary>socket(<paramref name="domain"/>, <paramref name="type"/>|SOCK_CLOEXEC, <paramref name="protocol"/>) made inside <paramref name="netns"/>.</summary>
     FileDescriptor SocketIn(NetNamespace netns, int domain, int type, int protocol, string operation);
 
-    /// <summary>A tcx link (BPF_LINK_CREATE) for <paramref name="program"/> on <paramref name="ifindex"/> of <paramref name="netns"/>.</summary>
-    FileDescriptor TcxLinkIn(NetNamespace netns, FileDescriptor program, int ifindex, string device, TcxDirection direction, bool first);
+    /// <summary>BPF_LINK_CREATE (tcx: <paramref name="attachType"/>, <paramref name="flags"/>) made inside <paramref name="netns"/>, where <paramref name="ifindex"/> is counted.</summary>
+    FileDescriptor? LinkCreateIn(NetNamespace netns, FileDescriptor program, int ifindex, uint attachType, uint flags, out Errno errno);
 
-    /// <summary>BPF_*_GET_FD_BY_ID (<paramref name="command"/>): null when no object has that id any more.</summary>
-    FileDescriptor? ById(int command, uint id, string operation, string subject);
+    /// <summary>BPF_*_GET_FD_BY_ID (<paramref name="command"/>).</summary>
+    FileDescriptor? ById(int command, uint id, out Errno errno);
 }
 
 internal static class Privileged
@@ -48,33 +51,43 @@ internal sealed class InProcessPrivileges : IPrivilegedOperations
     public FileDescriptor SocketIn(NetNamespace netns, int domain, int type, int protocol, string operation)
         => netns.Run(() => FileDescriptor.FromResult(Libc.socket(domain, type | Libc.SOCK_CLOEXEC, protocol), operation));
 
-    public FileDescriptor TcxLinkIn(NetNamespace netns, FileDescriptor program, int ifindex, string device, TcxDirection direction, bool first)
-        => netns.Run(() => TcxLink.Create(program, ifindex, device, direction, first));
+    public FileDescriptor? LinkCreateIn(NetNamespace netns, FileDescriptor program, int ifindex, uint attachType, uint flags, out Errno errno)
+    {
+        var (fd, failed) = netns.Run(() => (LinkCreate(program, ifindex, attachType, flags, out var e), e));
+        errno = failed;
+        return fd;
+    }
 
-    public unsafe FileDescriptor? ById(int command, uint id, string operation, string subject)
+    public unsafe FileDescriptor? ById(int command, uint id, out Errno errno)
     {
         var attr = new BpfAttrGetId { ProgId = id };
-        int fd = Libc.bpf(command, &attr, (uint)sizeof(BpfAttrGetId));
-        if (fd < 0)
-        {
-            var errno = LastError.Get();
-            return errno == Errno.ENOENT ? null : throw new VirtnetException(operation, subject, errno);
-        }
+        return Result(Libc.bpf(command, &attr, (uint)sizeof(BpfAttrGetId)), out errno);
+    }
 
-        return new FileDescriptor(fd);
+    /// <summary>BPF_LINK_CREATE for a tcx hook in the calling thread's namespace.</summary>
+    public static unsafe FileDescriptor? LinkCreate(FileDescriptor program, int ifindex, uint attachType, uint flags, out Errno errno)
+    {
+        var attr = new BpfAttrLinkCreateTcx { ProgFd = (uint)program.Fd, TargetIfindex = (uint)ifindex, AttachType = attachType, Flags = flags };
+        return Result(Libc.bpf(Libc.BPF_LINK_CREATE, &attr, (uint)sizeof(BpfAttrLinkCreateTcx)), out errno);
+    }
+
+    private static FileDescriptor? Result(int fd, out Errno errno)
+    {
+        errno = fd < 0 ? LastError.Get() : Errno.OK;
+        return fd < 0 ? null : new FileDescriptor(fd);
     }
 }
 
 /// <summary>
 /// The wire format between a process and its broker, over a SOCK_SEQPACKET socketpair (one message each way per
 /// operation). Request: op (1 byte), three int32 and one uint32, then NUL-separated UTF-8 strings; descriptors
-/// ride along (the namespace, the program). Reply: status (1 byte: 0 a descriptor follows, 1 none such, 2 a
+/// ride along (the namespace, the program). Reply: status (1 byte: 0 a descriptor follows, 1 none, with the errno, 2 a
 /// VirtnetException), kind, errno, then operation, device, extack, hint, message; the descriptor rides along.
 /// </summary>
 internal static class BrokerWire
 {
     public const byte OpSocketIn = 1;
-    public const byte OpTcxLinkIn = 2;
+    public const byte OpLinkCreateIn = 2;
     public const byte OpById = 3;
 
     public const byte StatusFd = 0;
@@ -98,11 +111,11 @@ internal static class BrokerWire
         return RequestHeader + WriteStrings(buffer[RequestHeader..], strings);
     }
 
-    public static int WriteReply(Span<byte> buffer, byte status, VirtnetException? error = null)
+    public static int WriteReply(Span<byte> buffer, byte status, VirtnetException? error = null, Errno errno = Errno.OK)
     {
         buffer[0] = status;
         BinaryPrimitives.WriteInt32LittleEndian(buffer[1..], error is null ? 0 : (int)error.Kind);
-        BinaryPrimitives.WriteInt32LittleEndian(buffer[5..], error is null ? 0 : (int)error.Errno);
+        BinaryPrimitives.WriteInt32LittleEndian(buffer[5..], (int)(error?.Errno ?? errno));
         return error is null
             ? ReplyHeader
             : ReplyHeader + WriteStrings(buffer[ReplyHeader..], error.Operation, error.Device ?? "", error.ExtAck ?? "", error.Hint ?? "", error.Message);
@@ -171,27 +184,28 @@ internal sealed class BrokerClient : IPrivilegedOperations, IDisposable
     {
         Span<byte> request = stackalloc byte[BrokerWire.MaxMessage];
         int n = BrokerWire.WriteRequest(request, BrokerWire.OpSocketIn, domain, type, protocol, 0, operation, netns.Description);
-        return Ask(request[..n], [netns.Handle.Fd]) ?? throw new VirtnetException(Op, null, Errno.EIO, hint: "it answered a socket request with nothing");
+        return Ask(request[..n], [netns.Handle.Fd], out var errno) ?? throw new VirtnetException(operation, netns.Description, errno);
     }
 
-    public FileDescriptor TcxLinkIn(NetNamespace netns, FileDescriptor program, int ifindex, string device, TcxDirection direction, bool first)
+    public FileDescriptor? LinkCreateIn(NetNamespace netns, FileDescriptor program, int ifindex, uint attachType, uint flags, out Errno errno)
     {
         Span<byte> request = stackalloc byte[BrokerWire.MaxMessage];
-        int n = BrokerWire.WriteRequest(request, BrokerWire.OpTcxLinkIn, ifindex, (int)direction, first ? 1 : 0, 0, device, netns.Description);
-        return Ask(request[..n], [netns.Handle.Fd, program.Fd]) ?? throw new VirtnetException(Op, device, Errno.EIO, hint: "it answered a link request with nothing");
+        int n = BrokerWire.WriteRequest(request, BrokerWire.OpLinkCreateIn, ifindex, (int)attachType, (int)flags, 0, "", netns.Description);
+        return Ask(request[..n], [netns.Handle.Fd, program.Fd], out errno);
     }
 
-    public FileDescriptor? ById(int command, uint id, string operation, string subject)
+    public FileDescriptor? ById(int command, uint id, out Errno errno)
     {
         Span<byte> request = stackalloc byte[BrokerWire.MaxMessage];
-        int n = BrokerWire.WriteRequest(request, BrokerWire.OpById, command, 0, 0, id, operation, subject);
-        return Ask(request[..n], []);
+        int n = BrokerWire.WriteRequest(request, BrokerWire.OpById, command, 0, 0, id);
+        return Ask(request[..n], [], out errno);
     }
 
     public void Dispose() => _socket.Dispose();
 
-    private FileDescriptor? Ask(ReadOnlySpan<byte> request, ReadOnlySpan<int> fds)
+    private FileDescriptor? Ask(ReadOnlySpan<byte> request, ReadOnlySpan<int> fds, out Errno errno)
     {
+        errno = Errno.OK;
         var reply = new byte[BrokerWire.MaxMessage];
         var received = new List<FileDescriptor>(1);
         int n;
@@ -217,6 +231,7 @@ internal sealed class BrokerClient : IPrivilegedOperations, IDisposable
                 return received[0];
             case BrokerWire.StatusNone:
                 received.ForEach(f => f.Dispose());
+                errno = (Errno)BinaryPrimitives.ReadInt32LittleEndian(reply.AsSpan(5));
                 return null;
             case BrokerWire.StatusError:
                 received.ForEach(f => f.Dispose());
@@ -228,7 +243,7 @@ internal sealed class BrokerClient : IPrivilegedOperations, IDisposable
     }
 
     private static VirtnetException Gone(Errno errno)
-        => new(Op, null, errno, hint: "the helper that makes bindings in other namespaces for this process has exited; restart virtnet");
+        => new(Op, null, errno, hint: "the helper that enters namespaces and opens BPF objects by id for this process has exited; restart virtnet");
 }
 
 /// <summary>The broker's side: answers its parent's requests until the parent closes the socket.</summary>
@@ -254,8 +269,8 @@ internal static class BrokerServer
             try
             {
                 made = n < BrokerWire.RequestHeader ? throw new VirtnetException("privilege broker", null, Errno.EINVAL, hint: "a short request")
-                    : Do(request.AsSpan(0, n), fds);
-                length = BrokerWire.WriteReply(reply, made is null ? BrokerWire.StatusNone : BrokerWire.StatusFd);
+                    : Do(request.AsSpan(0, n), fds, out var errno);
+                length = BrokerWire.WriteReply(reply, made is null ? BrokerWire.StatusNone : BrokerWire.StatusFd, errno: errno);
             }
             catch (VirtnetException e)
             {
@@ -285,7 +300,7 @@ internal static class BrokerServer
         }
     }
 
-    private static FileDescriptor? Do(ReadOnlySpan<byte> request, List<FileDescriptor> fds)
+    private static FileDescriptor? Do(ReadOnlySpan<byte> request, List<FileDescriptor> fds, out Errno errno)
     {
         byte op = request[0];
         int a = BinaryPrimitives.ReadInt32LittleEndian(request[1..]);
@@ -294,6 +309,7 @@ internal static class BrokerServer
         uint d = BinaryPrimitives.ReadUInt32LittleEndian(request[13..]);
         var s = BrokerWire.ReadStrings(request[BrokerWire.RequestHeader..], 2);
         var operations = InProcessPrivileges.Instance;
+        errno = Errno.OK;
         switch (op)
         {
             case BrokerWire.OpSocketIn when fds.Count == 1:
@@ -302,14 +318,14 @@ internal static class BrokerServer
                 return operations.SocketIn(netns, a, b, c, s[0]);
             }
 
-            case BrokerWire.OpTcxLinkIn when fds.Count == 2 && b is 0 or 1:
+            case BrokerWire.OpLinkCreateIn when fds.Count == 2:
             {
                 using var netns = NetNamespace.Adopt(Take(fds, 0), s[1]);
-                return operations.TcxLinkIn(netns, fds[1], a, s[0], (TcxDirection)b, c != 0);
+                return operations.LinkCreateIn(netns, fds[1], a, (uint)b, (uint)c, out errno);
             }
 
             case BrokerWire.OpById when a is Libc.BPF_PROG_GET_FD_BY_ID or Libc.BPF_MAP_GET_FD_BY_ID or Libc.BPF_LINK_GET_FD_BY_ID:
-                return operations.ById(a, d, s[0], s[1]);
+                return operations.ById(a, d, out errno);
             default:
                 throw new VirtnetException("privilege broker", null, Errno.EINVAL, hint: $"request {op} with {fds.Count} descriptors is not one it does");
         }

@@ -1,6 +1,6 @@
 // The privilege broker in process: a BrokerServer on a thread at one end of a socketpair, a BrokerClient at the
 // other. What it makes is what this process would have made itself (a socket in the namespace asked for, a tcx
-// link there, an object by id), and what fails fails with the same exception, field for field.
+// link there, an object by id), and what fails fails with the same errno or exception, field for field.
 using Virtnet.Bpf;
 using Virtnet.Filters;
 using Virtnet.Namespaces;
@@ -77,9 +77,22 @@ public sealed unsafe class BrokerTests : IDisposable
 
         Assert.Empty(netns.Run(() => Tcx.QueryProgramIds(index, TcxDirection.Ingress)));
 
-        var own = Assert.Throws<VirtnetException>(() => InProcessPrivileges.Instance.TcxLinkIn(netns, program.Handle, 9999, "nothere", TcxDirection.Egress, first: false));
-        var asked = Assert.Throws<VirtnetException>(() => _client.TcxLinkIn(netns, program.Handle, 9999, "nothere", TcxDirection.Egress, first: false));
+        // A link that cannot be made: the same errno either way, and the same sentence from TcxLink.
+        using var none = InProcessPrivileges.Instance.LinkCreateIn(netns, program.Handle, 9999, Libc.BPF_TCX_EGRESS, 0, out var ownErrno);
+        using var noneAsked = _client.LinkCreateIn(netns, program.Handle, 9999, Libc.BPF_TCX_EGRESS, 0, out var askedErrno);
+        Assert.Null(none);
+        Assert.Null(noneAsked);
+        Assert.Equal(Errno.ENODEV, ownErrno);
+        Assert.Equal(ownErrno, askedErrno);
+        var own = Assert.Throws<VirtnetException>(() => TcxLink.AttachIn(netns, program, 9999, "nothere", TcxDirection.Egress, via: InProcessPrivileges.Instance));
+        var asked = Assert.Throws<VirtnetException>(() => TcxLink.AttachIn(netns, program, 9999, "nothere", TcxDirection.Egress, via: _client));
         Assert.Equal((own.Operation, own.Device, own.Errno, own.Hint, own.Message), (asked.Operation, asked.Device, asked.Errno, asked.Hint, asked.Message));
+        Assert.Contains("no device with ifindex 9999", asked.Message, StringComparison.Ordinal);
+
+        // Failing to enter the namespace is thrown, as in process.
+        using var gone = NetNamespace.Adopt(new FileDescriptor(Libc.open("/proc/self/stat", Libc.O_RDONLY | Libc.O_CLOEXEC)), "not a namespace");
+        var notNs = Assert.Throws<VirtnetException>(() => _client.SocketIn(gone, 16, Libc.SOCK_RAW, 0, "socket(AF_NETLINK)"));
+        Assert.Equal(("setns(CLONE_NEWNET)", "not a namespace", Errno.EINVAL), (notNs.Operation, notNs.Device, notNs.Errno));
     }
 
     [SkippableFact]
@@ -87,10 +100,12 @@ public sealed unsafe class BrokerTests : IDisposable
     {
         Root.Require();
         using var program = BpfProgram.LoadSchedCls("vn_t_brkid", PacketFilter.Parse("arp").CompileMatchProgram(FilterContext.Tc), "test");
-        using var opened = _client.ById(Libc.BPF_PROG_GET_FD_BY_ID, program.Id, "BPF_PROG_GET_FD_BY_ID", "vn_t_brkid");
+        using var opened = _client.ById(Libc.BPF_PROG_GET_FD_BY_ID, program.Id, out var errno);
         Assert.NotNull(opened);
         Assert.Equal("vn_t_brkid", BpfProgram.ReadName(BpfProgram.GetInfo(opened.Fd, "vn_t_brkid")));
-        Assert.Null(_client.ById(Libc.BPF_PROG_GET_FD_BY_ID, uint.MaxValue - 7, "BPF_PROG_GET_FD_BY_ID", "nothing"));
+        Assert.Equal(Errno.OK, errno);
+        Assert.Null(_client.ById(Libc.BPF_PROG_GET_FD_BY_ID, uint.MaxValue - 7, out errno));
+        Assert.Equal(Errno.ENOENT, errno);
     }
 
     [Fact]

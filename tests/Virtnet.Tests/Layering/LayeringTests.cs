@@ -13,16 +13,16 @@ public sealed partial class LayeringTests
     {
         [""] = 0, // VirtnetException, FailureKind, Cleanup: shared by every layer, using only Native
         ["Native"] = 0,
-        ["Netlink"] = 1,
-        ["Bpf"] = 1,
         ["Namespaces"] = 1,
-        ["Devices"] = 2,
-        ["Filters"] = 2,
-        ["Capture"] = 2,
-        ["Datapaths"] = 3,
-        ["Datapaths/Kernel"] = 4,
-        ["Datapaths/User"] = 4,
-        ["Bindings"] = 5,
+        ["Netlink"] = 2,
+        ["Bpf"] = 2,
+        ["Devices"] = 3,
+        ["Filters"] = 3,
+        ["Capture"] = 3,
+        ["Datapaths"] = 4,
+        ["Datapaths/Kernel"] = 5,
+        ["Datapaths/User"] = 5,
+        ["Bindings"] = 6,
     };
 
     private static string CoreDirectory() => Path.Combine(Virtnet.Tests.Infrastructure.Repo.Root, "src", "Virtnet.Core");
