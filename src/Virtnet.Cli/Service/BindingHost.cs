@@ -241,6 +241,7 @@ internal sealed class BindingHost : IDisposable
             Mac = Cli.FormatMac(a.VirtualMac),
             Vlan = a.Vlan == 0 ? null : a.Vlan,
             Filter = a.Filter,
+            PrivateDevices = a.PrivateDevices,
             Pid = _pid,
             Since = binding.Since.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture),
             Ingress = Side(Direction.Ingress),

@@ -61,6 +61,9 @@ public sealed record BindingStatus
     /// <summary>Its filter with the grouping written out, null for none.</summary>
     public string? Filter { get; init; }
 
+    /// <summary>Devices in the process's namespace that carry only this binding's frames (a veth peer, a pump, a ring device).</summary>
+    public IReadOnlyList<string> PrivateDevices { get; init; } = [];
+
     /// <summary>The virtnet process that runs it.</summary>
     public int Pid { get; init; }
 

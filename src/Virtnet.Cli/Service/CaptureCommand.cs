@@ -132,15 +132,9 @@ internal static class CaptureCommand
         }
 
         var (pid, binding) = found;
-        if (points.Contains("drop"))
-        {
-            error.WriteLine($"virtnet: {name}: the drop point is not captured on the {binding.Datapath} datapath yet; drops are counted by reason in 'virtnet stats {name}'; capture the other points");
-            return Cli.ExitFailure;
-        }
-
         string processNs = $"/proc/{pid}/ns/net";
         string? virtualNs = NetnsNames.PathOf(binding.NetnsId, processNs);
-        if (virtualNs is null && points.Any(p => p.StartsWith("virtual-", StringComparison.Ordinal)))
+        if (virtualNs is null && points.Any(p => p.StartsWith("virtual-", StringComparison.Ordinal) || p == "drop"))
         {
             error.WriteLine($"virtnet: {name}: cannot find its namespace ({binding.NetnsId}) from here; run capture where /proc and /run/netns show it, or capture wire-in,wire-out");
             return Cli.ExitFailure;
@@ -171,6 +165,12 @@ internal static class CaptureCommand
                 int virtualIn = Iface("virtual-in", $"frames {binding.Name} received (from the binding)");
                 int virtualOut = Iface("virtual-out", $"frames {binding.Name} sent (into the binding)");
                 int wireOut = Iface("wire-out", $"frames {binding.Real} sent (after the binding)");
+                int drop = Iface("drop", $"frames the binding lost (on {binding.Real}, {binding.Name}{string.Concat(binding.PrivateDevices.Select(d => $", {d}"))}), each with why as its comment");
+                if (drop >= 0)
+                {
+                    taps.Add(Tap.OpenDrops(processNs, virtualNs!, binding, drop, filter, shared ? mac : null));
+                }
+
                 if (wireIn >= 0 || wireOut >= 0)
                 {
                     taps.Add(Tap.Open(processNs, binding.Real, true, wireIn, wireOut, filter, shared ? mac : null, shared || binding.Vlan is not null ? binding.Vlan ?? 0 : -1));
@@ -307,7 +307,8 @@ internal static class CaptureCommand
             return true;
         }
 
-        var direction = frame.Outgoing ? CaptureDirection.Outbound : CaptureDirection.Inbound;
+        var direction = frame.Drop is not null ? CaptureDirection.Unknown : frame.Outgoing ? CaptureDirection.Outbound : CaptureDirection.Inbound;
+        var comment = frame.Drop is { } why ? Encoding.UTF8.GetBytes(why.ToString()) : [];
         if (frame.VlanTag >= 0 && frame.Data.Length >= 12)
         {
             // The tag the skb carried beside the frame (VLAN offload) goes back between the MACs, as libpcap does.
@@ -317,11 +318,11 @@ internal static class CaptureCommand
             head[13] = (byte)(frame.VlanTag >> 16);
             head[14] = (byte)(frame.VlanTag >> 8);
             head[15] = (byte)frame.VlanTag;
-            state.Writer.WritePacket(iface, frame.UnixNanos, head, frame.Data[12..], frame.Length + 4, direction);
+            state.Writer.WritePacket(iface, frame.UnixNanos, head, frame.Data[12..], frame.Length + 4, direction, comment);
         }
         else
         {
-            state.Writer.WritePacket(iface, frame.UnixNanos, frame.Data, [], frame.Length, direction);
+            state.Writer.WritePacket(iface, frame.UnixNanos, frame.Data, [], frame.Length, direction, comment);
         }
 
         state.PerPoint[frame.Outgoing ? tap.OutPoint : tap.InPoint]++;
@@ -335,15 +336,16 @@ internal static class CaptureCommand
         private readonly byte[]? _mac;
         private readonly int _vlan;
 
-        private Tap(CaptureRing? ring, PerfTap? program, int inIface, int outIface, byte[]? mac, int vlan, bool real)
+        private Tap(CaptureRing? ring, PerfTap? program, int inIface, int outIface, byte[]? mac, int vlan, bool real, DropTap? drops = null)
         {
             Ring = ring;
             Program = program;
+            Drops = drops;
             InIface = inIface;
             OutIface = outIface;
             _mac = mac;
             _vlan = vlan;
-            InPoint = Array.IndexOf(Points, real ? "wire-in" : "virtual-in");
+            InPoint = Array.IndexOf(Points, drops is not null ? "drop" : real ? "wire-in" : "virtual-in");
             OutPoint = Array.IndexOf(Points, real ? "wire-out" : "virtual-out");
         }
 
@@ -353,7 +355,10 @@ internal static class CaptureCommand
         /// <summary>A capture program on the device's tcx egress, or null for a packet tap.</summary>
         public PerfTap? Program { get; }
 
-        public IEnumerable<FileDescriptor> Handles => Ring is { } r ? [r.Handle] : Program!.Handles;
+        /// <summary>The drop point's tracepoint program, or null.</summary>
+        public DropTap? Drops { get; }
+
+        public IEnumerable<FileDescriptor> Handles => Ring is { } r ? [r.Handle] : Program?.Handles ?? Drops!.Handles;
 
         public int InIface { get; }
 
@@ -396,14 +401,75 @@ internal static class CaptureCommand
             return new Tap(null, program, -1, outIface, null, -1, real: false);
         }
 
-        public bool Drain(ref DrainState state) => Ring is { } ring ? ring.Drain(ref state, Visit) : Program!.Drain(ref state, Visit);
+        /// <summary>
+        /// The drop point: drops on the binding's real device (in <paramref name="processNs"/>), its virtual device
+        /// (in <paramref name="virtualNs"/>) and its private devices; on a shared real device, with
+        /// <paramref name="mac"/>, only frames to or from the binding's MAC (and broadcast and multicast).
+        /// </summary>
+        public static Tap OpenDrops(string processNs, string virtualNs, BindingStatus binding, int iface, PacketFilter? filter, byte[]? mac)
+        {
+            var watch = new List<DropWatch>();
+            void Add(string nsPath, string device, bool every, bool unspecified)
+            {
+                using var ns = NetNamespace.Open(nsPath);
+                int ifindex = ns.Run(() =>
+                {
+                    using var rtnl = RtNetlink.Open();
+                    return rtnl.TryGetLink(device)?.Index ?? 0;
+                });
+                if (ifindex > 0)
+                {
+                    watch.Add(new DropWatch(Inode(ns), ifindex, device, every, unspecified));
+                }
+            }
+
+            Add(processNs, binding.Real, every: false, unspecified: true);
+            Add(virtualNs, binding.Name, every: false, unspecified: false);
+            foreach (var device in binding.PrivateDevices)
+            {
+                Add(processNs, device, every: true, unspecified: true);
+            }
+
+            var program = filter is null ? null : BpfProgram.LoadSchedCls("virtnet_capdrop", filter.CompileMatchProgram(FilterContext.Tc), binding.Real);
+            try
+            {
+                return new Tap(null, null, iface, -1, mac, -1, real: false, DropTap.Open(watch)) { DropFilter = program };
+            }
+            catch
+            {
+                program?.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>
+        /// The drop point's filter, run here on each record (BPF_PROG_TEST_RUN of its tc form, which sees the frame
+        /// from its MAC header as the kernel hands it over): the kernel program keeps every drop of the devices it
+        /// watches. A frame the test run refuses (cut inside its IP header) does not match.
+        /// </summary>
+        public BpfProgram? DropFilter { get; private init; }
+
+        private static unsafe uint Inode(NetNamespace ns)
+        {
+            string id = NamespaceByPath.Identity(ns); // "net:[4026531840]"
+            return uint.TryParse(id.AsSpan(5, Math.Max(0, id.Length - 6)), NumberStyles.None, CultureInfo.InvariantCulture, out uint inode) ? inode : 0;
+        }
+
+        public bool Drain(ref DrainState state) => Ring is { } ring ? ring.Drain(ref state, Visit) : Program is { } program ? program.Drain(ref state, Visit) : Drops!.Drain(ref state, Visit);
 
         /// <summary>Frames the kernel had no room for, so far (reading a packet tap's count resets it: call once).</summary>
-        public ulong Lost() => Ring is { } ring ? ring.TakeStatistics().Drops : Program!.Lost;
+        public ulong Lost() => Ring is { } ring ? ring.TakeStatistics().Drops : Program?.Lost ?? Drops!.Lost;
 
         public bool Keeps(in TappedFrame frame)
         {
             var data = frame.Data;
+            if (frame.Drop is not null)
+            {
+                // Either way through the real device: to the binding's MAC (or everyone), or from it.
+                bool ours = _mac is null || data.Length < 12 || (data[0] & 1) != 0 || data[..6].SequenceEqual(_mac) || data.Slice(6, 6).SequenceEqual(_mac);
+                return ours && (DropFilter is null || Matches(DropFilter, data));
+            }
+
             if (data.Length < 14)
             {
                 return _mac is null && _vlan < 0;
@@ -428,10 +494,24 @@ internal static class CaptureCommand
             return vid == _vlan;
         }
 
+        private static bool Matches(BpfProgram filter, ReadOnlySpan<byte> frame)
+        {
+            try
+            {
+                return filter.TestRun(frame.ToArray()).ReturnValue != 0;
+            }
+            catch (VirtnetException)
+            {
+                return false;
+            }
+        }
+
         public void Dispose()
         {
+            DropFilter?.Dispose();
             Ring?.Dispose();
             Program?.Dispose();
+            Drops?.Dispose();
         }
 
         private static BpfInsn[] Compile(PacketFilter filter)

@@ -99,6 +99,9 @@ public sealed class Attachment : IDisposable
     /// <summary>What the datapath adds to a description of the binding (the user datapath's pump and write path), or null.</summary>
     public string? DatapathDetails => _datapath.Details;
 
+    /// <summary>The devices in this process's namespace that carry only this binding's frames: a veth peer, a pump, a ring device.</summary>
+    public IReadOnlyList<string> PrivateDevices => PeerName is { } peer ? [peer, .. _datapath.PrivateDevices] : _datapath.PrivateDevices;
+
     /// <summary>The virtual device's MTU, which follows the real device's.</summary>
     public int Mtu => _mtu;
 

@@ -140,6 +140,7 @@ internal enum BpfHelper
     SkbChangeType = 32,
     SkbPullData = 39,
     RedirectMap = 51,
+    ProbeReadKernel = 113,
     RedirectNeigh = 152,
     RedirectPeer = 155,
 }

@@ -18,6 +18,16 @@ internal static class Programs
     /// <summary>offsetof(struct __sk_buff, pkt_type).</summary>
     public const short SkBuffPktTypeOffset = 4;
 
+    /// <summary>__sk_buff.mark.</summary>
+    public const short SkBuffMarkOffset = 8;
+
+    /// <summary>
+    /// The mark a program leaves on a frame it drops only because a packet socket already holds its copy (the user
+    /// datapath's receive path): such a drop is how a frame is taken, not lost, and the drop point (Capture/DropTap)
+    /// skips it. ("vncd", virtnet consumed; the skb is freed right after, so no one else sees the mark.)
+    /// </summary>
+    public const int ConsumedMark = 0x766e_6364;
+
 
     /// <summary>
     /// Counts the frame in counters[key] (frames += 1, bytes += skb->len), then returns
@@ -335,7 +345,8 @@ internal static class Programs
         var tcp = asm.DefineLabel();
         var other = asm.DefineLabel();
         var next = asm.DefineLabel();
-        asm.LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
+        asm.MovReg(BpfReg.R6, BpfReg.R1)
+           .LdxW(BpfReg.R2, BpfReg.R1, SkBuffPktTypeOffset)
            .JneImm(BpfReg.R2, Packet.PACKET_LOOPBACK, take)
            .Mark(next)
            .MovImm(BpfReg.R0, Libc.TCX_NEXT)
@@ -346,9 +357,8 @@ internal static class Programs
         EmitIsTcpOrLarge(asm, maxRingFrame, tcp, other);
         asm.Mark(tcp);
         EmitRedirect(asm, pumpIndex, 0);
-        asm.Mark(other)
-           .MovImm(BpfReg.R0, Libc.TCX_DROP)
-           .Exit();
+        asm.Mark(other);
+        EmitConsumed(asm, BpfReg.R6);
         return asm.ToArray();
     }
 
@@ -504,6 +514,21 @@ internal static class Programs
     /// <summary>return TCX_DROP: mov r0, 2; exit.</summary>
     public static BpfInsn[] Drop()
         => new BpfAssembler().MovImm(BpfReg.R0, Libc.TCX_DROP).Exit().ToArray();
+
+    /// <summary>Drops a frame a packet socket already took (marked <see cref="ConsumedMark"/>): the user datapath's ring device.</summary>
+    public static BpfInsn[] DropConsumed()
+    {
+        var asm = new BpfAssembler();
+        EmitConsumed(asm, BpfReg.R1);
+        return asm.ToArray();
+    }
+
+    /// <summary>skb->mark = ConsumedMark; return TCX_DROP.</summary>
+    private static void EmitConsumed(BpfAssembler asm, BpfReg skb)
+        => asm.MovImm(BpfReg.R2, ConsumedMark)
+              .StxW(skb, BpfReg.R2, SkBuffMarkOffset)
+              .MovImm(BpfReg.R0, Libc.TCX_DROP)
+              .Exit();
 
     private static void EmitRedirect(BpfAssembler asm, int ifindex, ulong flags, BpfHelper helper = BpfHelper.Redirect)
     {

@@ -25,14 +25,18 @@ internal enum TapDirections
 /// <summary>One frame in a ring, valid until the ring moves on.</summary>
 internal readonly unsafe ref struct TappedFrame
 {
-    public TappedFrame(byte* data, int captured, int length, long unixNanos, bool outgoing, int vlanTag)
+    public TappedFrame(byte* data, int captured, int length, long unixNanos, bool outgoing, int vlanTag, DropRecord? drop = null)
     {
         Data = new ReadOnlySpan<byte>(data, captured);
         Length = length;
         UnixNanos = unixNanos;
         Outgoing = outgoing;
         VlanTag = vlanTag;
+        Drop = drop;
     }
+
+    /// <summary>For a frame of the drop point: why, where and by whom it was dropped; null otherwise.</summary>
+    public DropRecord? Drop { get; }
 
     /// <summary>The frame's bytes as captured (the whole frame unless it was longer than a ring block).</summary>
     public ReadOnlySpan<byte> Data { get; }

@@ -13,7 +13,7 @@ using Virtnet.Native;
 
 namespace Virtnet.Capture;
 
-internal sealed unsafe class PerfTap : IDisposable
+internal sealed unsafe class PerfTap : IDisposable, IPerfSamples
 {
     public const string ProgramName = "virtnet_cap";
 
@@ -22,31 +22,23 @@ internal sealed unsafe class PerfTap : IDisposable
 
     // The record's own header: when (bpf_ktime_get_ns, CLOCK_MONOTONIC), the frame's length, and its skb VLAN tag.
     private const int MetaSize = 24;
-    private const int PagesPerCpu = 1024;
 
     private readonly Cleanup _owned;
-    private readonly CpuBuffer[] _buffers;
+    private readonly PerfBuffers _buffers;
     private readonly bool _outgoing;
-    private readonly long _realtimeOffset;
-    private readonly byte[] _scratch = GC.AllocateArray<byte>(1 << 16, pinned: true);
-    private ulong _lost;
 
-    private PerfTap(Cleanup owned, CpuBuffer[] buffers, bool outgoing)
+    private PerfTap(Cleanup owned, PerfBuffers buffers, bool outgoing)
     {
         _owned = owned;
         _buffers = buffers;
         _outgoing = outgoing;
-
-        // bpf_ktime_get_ns is CLOCK_MONOTONIC, as Stopwatch is on Linux: the offset to wall-clock time, once.
-        long unixNanos = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
-        _realtimeOffset = unixNanos - (long)(System.Diagnostics.Stopwatch.GetTimestamp() * (1e9 / System.Diagnostics.Stopwatch.Frequency));
     }
 
     /// <summary>The perf buffers' fds, to poll: one per CPU.</summary>
-    public IEnumerable<FileDescriptor> Handles => _buffers.Select(b => b.Fd);
+    public IEnumerable<FileDescriptor> Handles => _buffers.Handles;
 
     /// <summary>Records the kernel could not write because a buffer was full, so far.</summary>
-    public ulong Lost => _lost;
+    public ulong Lost => _buffers.Lost;
 
     /// <summary>
     /// Taps <paramref name="hook"/> of the device <paramref name="ifindex"/> (of the calling thread's namespace),
@@ -57,23 +49,10 @@ internal sealed unsafe class PerfTap : IDisposable
         var owned = new Cleanup();
         try
         {
-            var cpus = Cpus.Possible();
-            var map = owned.Add(BpfMap.Create(Libc.BPF_MAP_TYPE_PERF_EVENT_ARRAY, "virtnet_capbuf", 4, 4, cpus.Max() + 1));
-            var buffers = new List<CpuBuffer>();
-            Span<byte> key = stackalloc byte[4];
-            Span<byte> value = stackalloc byte[4];
-            foreach (int cpu in Cpus.Online())
-            {
-                var buffer = owned.Add(CpuBuffer.Open(cpu, device));
-                buffers.Add(buffer);
-                BinaryPrimitives.WriteInt32LittleEndian(key, cpu);
-                BinaryPrimitives.WriteInt32LittleEndian(value, buffer.Fd.Fd);
-                map.Update(key, value);
-            }
-
-            var program = owned.Add(BpfProgram.LoadSchedCls(ProgramName, Program(map, test), device));
+            var buffers = owned.Add(PerfBuffers.Open("virtnet_capbuf", device));
+            var program = owned.Add(BpfProgram.LoadSchedCls(ProgramName, Program(buffers.Map, test), device));
             owned.Add(TcxLink.Attach(program, ifindex, device, hook, first: true));
-            return new PerfTap(owned, [.. buffers], hook == TcxDirection.Egress);
+            return new PerfTap(owned, buffers, hook == TcxDirection.Egress);
         }
         catch
         {
@@ -129,131 +108,19 @@ internal sealed unsafe class PerfTap : IDisposable
     }
 
     /// <summary>Hands every record written so far to <paramref name="visit"/>; false when the visitor asked to stop.</summary>
-    public bool Drain<T>(ref T state, CaptureRing.Visitor<T> visit)
+    public bool Drain<T>(ref T state, CaptureRing.Visitor<T> visit) => _buffers.Drain(this, ref state, visit);
+
+    bool IPerfSamples.Sample<T>(byte* raw, int size, ref T state, CaptureRing.Visitor<T> visit)
     {
-        foreach (var buffer in _buffers)
-        {
-            if (!DrainOne(buffer, ref state, visit))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    private bool DrainOne<T>(CpuBuffer buffer, ref T state, CaptureRing.Visitor<T> visit)
-    {
-        byte* page = buffer.Base;
-        ulong head = Volatile.Read(ref *(ulong*)(page + Libc.PerfDataHead));
-        ulong tail = *(ulong*)(page + Libc.PerfDataTail);
-        byte* data = page + *(ulong*)(page + Libc.PerfDataOffset);
-        ulong size = *(ulong*)(page + Libc.PerfDataSize);
-        bool go = true;
-        while (tail < head && go)
-        {
-            byte* record = data + (tail % size);
-            int length = *(ushort*)(record + 6);
-            if ((tail % size) + (ulong)length > size)
-            {
-                // A record that wraps around the buffer's end: put it together first.
-                int first = (int)(size - (tail % size));
-                fixed (byte* scratch = _scratch)
-                {
-                    Buffer.MemoryCopy(record, scratch, _scratch.Length, first);
-                    Buffer.MemoryCopy(data, scratch + first, _scratch.Length - first, length - first);
-                    go = Record(scratch, ref state, visit);
-                }
-            }
-            else
-            {
-                go = Record(record, ref state, visit);
-            }
-
-            tail += (ulong)length;
-        }
-
-        Volatile.Write(ref *(ulong*)(page + Libc.PerfDataTail), tail);
-        return go;
-    }
-
-    private bool Record<T>(byte* record, ref T state, CaptureRing.Visitor<T> visit)
-    {
-        uint type = *(uint*)record;
-        if (type == Libc.PERF_RECORD_LOST)
-        {
-            _lost += *(ulong*)(record + 16);
-            return true;
-        }
-
-        if (type != Libc.PERF_RECORD_SAMPLE)
-        {
-            return true;
-        }
-
-        int raw = *(int*)(record + 8);
-        byte* meta = record + 12;
-        int captured = Math.Max(0, raw - MetaSize);
-        int length = *(int*)(meta + 8);
+        int captured = Math.Max(0, size - MetaSize);
+        int length = *(int*)(raw + 8);
         captured = Math.Min(captured, length);
-        int tag = *(uint*)(meta + 12) == 0 ? -1 : (BinaryPrimitives.ReverseEndianness((ushort)*(uint*)(meta + 20)) << 16) | (*(ushort*)(meta + 16));
-        var frame = new TappedFrame(meta + MetaSize, captured, length, *(long*)meta + _realtimeOffset, _outgoing, tag);
+        int tag = *(uint*)(raw + 12) == 0 ? -1 : (BinaryPrimitives.ReverseEndianness((ushort)*(uint*)(raw + 20)) << 16) | (*(ushort*)(raw + 16));
+        var frame = new TappedFrame(raw + MetaSize, captured, length, _buffers.UnixNanos(*(long*)raw), _outgoing, tag);
         return visit(ref state, frame);
     }
 
     public void Dispose() => _owned.Dispose();
-
-    /// <summary>One CPU's BPF output event and its mapped buffer.</summary>
-    private sealed class CpuBuffer : IDisposable
-    {
-        private readonly nuint _length;
-
-        private CpuBuffer(FileDescriptor fd, byte* @base, nuint length)
-        {
-            Fd = fd;
-            Base = @base;
-            _length = length;
-        }
-
-        public FileDescriptor Fd { get; }
-
-        public byte* Base { get; }
-
-        public static CpuBuffer Open(int cpu, string device)
-        {
-            const int AttrSize = 128;
-            byte* attr = stackalloc byte[AttrSize];
-            new Span<byte>(attr, AttrSize).Clear();
-            *(uint*)attr = Libc.PERF_TYPE_SOFTWARE;
-            *(uint*)(attr + 4) = AttrSize;
-            *(ulong*)(attr + 8) = Libc.PERF_COUNT_SW_BPF_OUTPUT;
-            *(ulong*)(attr + 16) = 1; // sample_period
-            *(ulong*)(attr + 24) = Libc.PERF_SAMPLE_RAW;
-            *(ulong*)(attr + 40) = Libc.PerfAttrWatermark;
-
-            // Woken when a quarter is full; the reader also looks every 200 ms, so a trickle is not held back long.
-            nuint pageSize = (nuint)Environment.SystemPageSize;
-            nuint dataBytes = pageSize * PagesPerCpu;
-            *(uint*)(attr + 48) = (uint)(dataBytes / 4);
-            var fd = FileDescriptor.FromResult(Libc.perf_event_open(attr, -1, cpu, -1, Libc.PERF_FLAG_FD_CLOEXEC), $"perf_event_open(BPF output, cpu {cpu})", device);
-            nuint length = pageSize + dataBytes;
-            byte* mapped = (byte*)Libc.mmap(null, length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd.Fd, 0);
-            if (mapped == (byte*)-1)
-            {
-                var errno = LastError.Get();
-                fd.Dispose();
-                throw new VirtnetException("mmap perf buffer", device, errno);
-            }
-
-            return new CpuBuffer(fd, mapped, length);
-        }
-
-        public void Dispose()
-        {
-            Libc.munmap(Base, _length);
-            Fd.Dispose();
-        }
-    }
 }
 
 /// <summary>The machine's CPUs as /sys/devices/system/cpu lists them ("0-3,5").</summary>

@@ -86,6 +86,9 @@ internal interface IDatapath : IDisposable
     /// <summary>What the ready line says about this datapath beyond its kind (e.g. the user datapath's pump), or null.</summary>
     string? Details { get; }
 
+    /// <summary>Devices this datapath made that carry only its binding's frames (the user datapath's pump and ring device).</summary>
+    IReadOnlyList<string> PrivateDevices => [];
+
     DatapathCounters ReadCounters();
 
     /// <summary>Follows an MTU change of the real device (the user datapath resizes its private device too).</summary>

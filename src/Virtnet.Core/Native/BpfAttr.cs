@@ -52,6 +52,15 @@ internal unsafe struct BpfAttrProgLoad
     [FieldOffset(68)] public uint ExpectedAttachType;
 }
 
+/// <summary>BPF_RAW_TRACEPOINT_OPEN: raw_tracepoint.name (a C string's address), prog_fd, cookie.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 24)]
+internal struct BpfAttrRawTracepoint
+{
+    [FieldOffset(0)] public ulong Name;
+    [FieldOffset(8)] public uint ProgFd;
+    [FieldOffset(16)] public ulong Cookie;
+}
+
 /// <summary>BPF_PROG_GET_FD_BY_ID (and the other *_GET_FD_BY_ID / *_GET_NEXT_ID): prog_id, next_id, open_flags.</summary>
 [StructLayout(LayoutKind.Explicit, Size = 12)]
 internal struct BpfAttrGetId

@@ -23,6 +23,7 @@ internal static unsafe partial class Libc
     public const int BPF_OBJ_GET_INFO_BY_FD = 15;
     public const int BPF_PROG_QUERY = 16;
     public const int BPF_LINK_CREATE = 28;
+    public const int BPF_RAW_TRACEPOINT_OPEN = 17;
     public const int BPF_LINK_GET_FD_BY_ID = 30;
 
     // enum bpf_map_type
@@ -35,6 +36,7 @@ internal static unsafe partial class Libc
     // enum bpf_prog_type
     public const uint BPF_PROG_TYPE_SOCKET_FILTER = 1;
     public const uint BPF_PROG_TYPE_SCHED_CLS = 3;
+    public const uint BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
 
     // enum bpf_attach_type (tcx: Linux 6.6, absent from linux-libc-dev 6.1 headers)
     public const uint BPF_TCX_INGRESS = 46;

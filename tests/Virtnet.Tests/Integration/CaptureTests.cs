@@ -1,6 +1,7 @@
 // virtnet capture, from another shell, on both datapaths: every capture point read back by tshark (frame counts
 // and directions), -c, SIGINT mid-capture, -w - to a pipe, --filter, a reader too slow for a TCP stream (the binding
-// forwards on, the captures it lost counted), and the errors that must leave the binding alone.
+// forwards on, the captures it lost counted), the drop point (each lost frame with why as its comment, as many as
+// stats counts), and the errors that must leave the binding alone.
 using Virtnet.Tests.Infrastructure;
 using Xunit;
 using Xunit.Abstractions;
@@ -133,6 +134,69 @@ public class CaptureTests(ITestOutputHelper output)
         Assert.True(during > 10 << 20, $"only {during} bytes crossed in 3 s of a stalled capture");
         Assert.Matches(@"\d+ frames captured .*; \d+ frames not captured \(the capture could not keep up; the binding forwarded them\)", capture.Stderr);
         Assert.False(binding.HasExited, binding.Describe());
+    }
+
+    [SkippableTheory]
+    [InlineData("kernel")]
+    [InlineData("user")]
+    public void DropPoint_EachLostFrameWithWhy_AsManyAsCounted(string datapath)
+    {
+        Root.Require();
+        Skip.If(!File.Exists("/usr/bin/tshark"), "tshark is not installed (.ci/run installs it)");
+        char d = datapath[0];
+        using var lab = Lab.Create($"cd{d}", X, output);
+        lab.Up(datapath);
+        string name = $"{lab.A.Name}/{Lab.Virtual}";
+        string file = Path.Combine(Path.GetTempPath(), $"virtnet-capture-{Guid.NewGuid():N}.pcapng");
+        try
+        {
+            // Forwarded frames are not drops, though the user datapath ends some of them with a drop once its ring holds the copy.
+            using (var quiet = StartCapture(lab.A, name, "-w", file, "--point", "drop", "--filter", "icmp"))
+            {
+                WaitForCapturing(quiet);
+                Net.AssertPing(lab.B, lab.B4, lab.A4, count: 4);
+                Thread.Sleep(500);
+                quiet.Signal(2);
+                Assert.True(quiet.WaitForExit(FailFast), quiet.Describe());
+                Assert.True(quiet.Stderr.Contains("0 frames captured (drop 0)", StringComparison.Ordinal), quiet.Describe());
+            }
+
+            // The virtual device down: what arrives for it is lost, the kernel datapath's in its tcx program, the
+            // user datapath's in the write to the TAP, or in the switch program when a shared one notices first.
+            Net.Ip(lab.B, "neigh", "replace", lab.A4, "lladdr", Net.Mac(lab.A, Lab.Virtual), "dev", Lab.Peer);
+            Net.Ip(lab.A, "link", "set", Lab.Virtual, "down");
+            using var capture = StartCapture(lab.A, name, "-w", file, "--point", "drop", "--filter", "icmp");
+            WaitForCapturing(capture);
+            ulong before = IngressDrops(name);
+            var r = Net.Ping(lab.B, lab.B4, lab.A4, count: 4);
+            Assert.NotEqual(0, r.ExitCode);
+            Net.WaitUntil(() => IngressDrops(name) >= before + 4, FailFast, capture.Describe);
+            Thread.Sleep(500); // a perf buffer wakes its reader at a quarter full; the reader also looks every 200 ms
+            capture.Signal(2);
+            Assert.True(capture.WaitForExit(FailFast), capture.Describe());
+            Assert.True(capture.ExitCode == 0, capture.Describe());
+            Assert.True(capture.Stderr.Contains("4 frames captured (drop 4)", StringComparison.Ordinal), capture.Describe());
+
+            var frames = Tshark(file);
+            output.WriteLine(string.Join("\n", frames));
+            Assert.Equal(4, frames.Count);
+            Assert.All(frames, f => Assert.Equal(("drop", (int?)8), (f.Point, f.IcmpType)));
+            string expected = datapath == "kernel" ? $"drop: TC_INGRESS on {Lab.Real} in " : "drop: ";
+            Assert.All(frames, f => Assert.StartsWith(expected, f.Comment, StringComparison.Ordinal));
+            Assert.All(frames, f => Assert.Matches(@"^drop: [A-Z_]+ on \S+ in \S+$", f.Comment));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    private static ulong IngressDrops(string name)
+    {
+        var r = ServiceTests.Cli("stats", "-j", name);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
+        return doc.RootElement.GetProperty("ingress").GetProperty("drops").GetUInt64();
     }
 
     [SkippableFact]

@@ -143,6 +143,8 @@ internal sealed class UserDatapath : IDatapath
     private int _ringIndex;
     private string? _ringName;
 
+    public IReadOnlyList<string> PrivateDevices => _ringName is null ? [_pump.Name] : [_pump.Name, _ringName];
+
     /// <summary>The queue count the virtual TAP must be created with for this datapath: one per CPU.</summary>
     public static int QueuesFor() => Math.Clamp(Environment.ProcessorCount, 1, 64);
 
@@ -188,7 +190,7 @@ internal sealed class UserDatapath : IDatapath
                 var sw = port.Switch;
                 var outProgram = owned.Add(BpfProgram.LoadSchedCls(SwitchPrograms.OutName, SwitchPrograms.Out(sw.PortsFd, sw.GroupFd, sw.Counts.Handle.Fd, real.Index, port.Vlan, port.Mode, port.Slot, atIngressHook: true), pump.Name));
                 owned.Add(TcxLink.Attach(outProgram, pumpLink.Index, pump.Name, TcxDirection.Ingress));
-                var ringDrop = owned.Add(BpfProgram.LoadSchedCls(RingDropName, Programs.Drop(), ringLink.Name));
+                var ringDrop = owned.Add(BpfProgram.LoadSchedCls(RingDropName, Programs.DropConsumed(), ringLink.Name));
                 owned.Add(TcxLink.Attach(ringDrop, ringLink.Index, ringLink.Name, TcxDirection.Ingress));
                 if (setup.TcTest is { } tcTest && setup.SocketTest is { } socketTest)
                 {
