@@ -111,11 +111,14 @@ public sealed record BindingStatus
 /// <summary>What a client asks of a virtnet process: one JSON line.</summary>
 public sealed record ControlRequest
 {
-    /// <summary>show, stats or detach.</summary>
+    /// <summary>show, stats, detach, or drops (a capture asks for the frames the binding drops in managed code).</summary>
     public required string Command { get; init; }
 
-    /// <summary>For stats and detach: the binding, as NAME or NETNS/NAME.</summary>
+    /// <summary>For stats, detach and drops: the binding, as NAME or NETNS/NAME.</summary>
     public string? Name { get; init; }
+
+    /// <summary>For drops: the capture's Unix datagram socket (under the control directory), or null to stop sending.</summary>
+    public string? Socket { get; init; }
 }
 
 /// <summary>The answer: one JSON line.</summary>

@@ -151,6 +151,8 @@ internal static class CaptureCommand
             return Cli.ExitFailure;
         }
 
+        string exact = $"{binding.NetnsId}/{binding.Name}";
+        bool askedForDrops = false;
         using (output)
         {
             var taps = new List<Tap>();
@@ -169,6 +171,21 @@ internal static class CaptureCommand
                 if (drop >= 0)
                 {
                     taps.Add(Tap.OpenDrops(processNs, virtualNs!, binding, drop, filter, shared ? mac : null));
+                    if (binding.Datapath == "user")
+                    {
+                        // What the user datapath drops in managed code (handlers) comes from the binding's process.
+                        var managed = Tap.OpenManagedDrops(binding, drop, taps[^1]);
+                        taps.Add(managed);
+                        var reply = ControlClient.AskOne(pid, new ControlRequest { Command = "drops", Name = exact, Socket = managed.Managed!.Path });
+                        if (reply?.Error is { } refused)
+                        {
+                            error.WriteLine($"virtnet: {name}: the frames its handlers drop are not captured ({refused}); the kernel's drops are");
+                        }
+                        else
+                        {
+                            askedForDrops = true;
+                        }
+                    }
                 }
 
                 if (wireIn >= 0 || wireOut >= 0)
@@ -200,6 +217,11 @@ internal static class CaptureCommand
             }
             finally
             {
+                if (askedForDrops)
+                {
+                    _ = ControlClient.AskOne(pid, new ControlRequest { Command = "drops", Name = exact, Socket = null });
+                }
+
                 foreach (var tap in taps)
                 {
                     tap.Dispose();
@@ -336,17 +358,18 @@ internal static class CaptureCommand
         private readonly byte[]? _mac;
         private readonly int _vlan;
 
-        private Tap(CaptureRing? ring, PerfTap? program, int inIface, int outIface, byte[]? mac, int vlan, bool real, DropTap? drops = null)
+        private Tap(CaptureRing? ring, PerfTap? program, int inIface, int outIface, byte[]? mac, int vlan, bool real, DropTap? drops = null, DropSocket? managed = null)
         {
             Ring = ring;
             Program = program;
             Drops = drops;
+            Managed = managed;
             InIface = inIface;
             OutIface = outIface;
             _mac = mac;
             _vlan = vlan;
-            InPoint = Array.IndexOf(Points, drops is not null ? "drop" : real ? "wire-in" : "virtual-in");
-            OutPoint = Array.IndexOf(Points, real ? "wire-out" : "virtual-out");
+            InPoint = Array.IndexOf(Points, drops is not null || managed is not null ? "drop" : real ? "wire-in" : "virtual-in");
+            OutPoint = Array.IndexOf(Points, managed is not null ? "drop" : real ? "wire-out" : "virtual-out");
         }
 
         /// <summary>A packet tap, or null for a capture program.</summary>
@@ -358,7 +381,10 @@ internal static class CaptureCommand
         /// <summary>The drop point's tracepoint program, or null.</summary>
         public DropTap? Drops { get; }
 
-        public IEnumerable<FileDescriptor> Handles => Ring is { } r ? [r.Handle] : Program?.Handles ?? Drops!.Handles;
+        /// <summary>The socket the binding's process sends its managed drops to, or null.</summary>
+        public DropSocket? Managed { get; }
+
+        public IEnumerable<FileDescriptor> Handles => Ring is { } r ? [r.Handle] : Managed is { } m ? [m.Handle] : Program?.Handles ?? Drops!.Handles;
 
         public int InIface { get; }
 
@@ -455,10 +481,20 @@ internal static class CaptureCommand
             return uint.TryParse(id.AsSpan(5, Math.Max(0, id.Length - 6)), NumberStyles.None, CultureInfo.InvariantCulture, out uint inode) ? inode : 0;
         }
 
-        public bool Drain(ref DrainState state) => Ring is { } ring ? ring.Drain(ref state, Visit) : Program is { } program ? program.Drain(ref state, Visit) : Drops!.Drain(ref state, Visit);
+        /// <summary>
+        /// The managed half of the drop point on the user datapath: a socket the binding's process sends the frames
+        /// its handlers drop to, filtered as <paramref name="kernel"/> (the kernel half) filters.
+        /// </summary>
+        public static Tap OpenManagedDrops(BindingStatus binding, int iface, Tap kernel)
+            => new(null, null, iface, iface, kernel._mac, -1, real: false, managed: DropSocket.Bind(ControlPaths.Directory, binding.Real, binding.Name)) { DropFilter = kernel.DropFilter, SharesFilter = true };
+
+        /// <summary>Its <see cref="DropFilter"/> belongs to another tap, which disposes it.</summary>
+        private bool SharesFilter { get; init; }
+
+        public bool Drain(ref DrainState state) => Ring is { } ring ? ring.Drain(ref state, Visit) : Managed is { } m ? m.Drain(ref state, Visit) : Program is { } program ? program.Drain(ref state, Visit) : Drops!.Drain(ref state, Visit);
 
         /// <summary>Frames the kernel had no room for, so far (reading a packet tap's count resets it: call once).</summary>
-        public ulong Lost() => Ring is { } ring ? ring.TakeStatistics().Drops : Program?.Lost ?? Drops!.Lost;
+        public ulong Lost() => Ring is { } ring ? ring.TakeStatistics().Drops : Managed is { } m ? m.Lost : Program?.Lost ?? Drops!.Lost;
 
         public bool Keeps(in TappedFrame frame)
         {
@@ -508,7 +544,12 @@ internal static class CaptureCommand
 
         public void Dispose()
         {
-            DropFilter?.Dispose();
+            if (!SharesFilter)
+            {
+                DropFilter?.Dispose();
+            }
+
+            Managed?.Dispose();
             Ring?.Dispose();
             Program?.Dispose();
             Drops?.Dispose();

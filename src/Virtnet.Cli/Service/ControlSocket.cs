@@ -135,8 +135,37 @@ internal sealed class ControlServer : IDisposable
                 return stopped is null
                     ? new ControlReply { Bindings = [status], Error = $"{status.Name} did not stop within {DetachTimeout.TotalSeconds} s" }
                     : new ControlReply { Bindings = [status], Stopped = stopped };
+            case "drops":
+                return SendDrops(request);
             default:
                 return new ControlReply { Error = $"unknown command '{request.Command}'" };
+        }
+    }
+
+    /// <summary>drops: the binding's managed drops to a capture's socket, which must be one in the control directory.</summary>
+    private ControlReply SendDrops(ControlRequest request)
+    {
+        var found = _host.Find(request.Name ?? "");
+        if (found.Count != 1)
+        {
+            return new ControlReply { Bindings = found.Select(_host.Status).ToList() };
+        }
+
+        var binding = found[0];
+        if (request.Socket is { } path && Path.GetDirectoryName(Path.GetFullPath(path)) != Path.GetFullPath(ControlPaths.Directory))
+        {
+            return new ControlReply { Error = $"{path}: a capture's socket must be in {ControlPaths.Directory}" };
+        }
+
+        try
+        {
+            bool sends = binding.Attachment.SendDropsTo(request.Socket);
+            _log.Debug($"{binding.Attachment.VirtualName}: managed drops {(request.Socket is null ? "no longer sent" : sends ? $"sent to {request.Socket}" : "none (its datapath drops nothing in managed code)")}");
+            return new ControlReply { Bindings = [_host.Status(binding)] };
+        }
+        catch (VirtnetException e)
+        {
+            return new ControlReply { Error = e.Message };
         }
     }
 

@@ -99,6 +99,12 @@ public sealed class Attachment : IDisposable
     /// <summary>What the datapath adds to a description of the binding (the user datapath's pump and write path), or null.</summary>
     public string? DatapathDetails => _datapath.Details;
 
+    /// <summary>
+    /// Sends the frames this binding drops in managed code (its handlers' drops) to a capture's Unix datagram socket
+    /// at <paramref name="socketPath"/> (null: stop). False when its datapath drops nothing in managed code.
+    /// </summary>
+    public bool SendDropsTo(string? socketPath) => _datapath.SendDropsTo(socketPath);
+
     /// <summary>The devices in this process's namespace that carry only this binding's frames: a veth peer, a pump, a ring device.</summary>
     public IReadOnlyList<string> PrivateDevices => PeerName is { } peer ? [peer, .. _datapath.PrivateDevices] : _datapath.PrivateDevices;
 

@@ -89,6 +89,12 @@ internal interface IDatapath : IDisposable
     /// <summary>Devices this datapath made that carry only its binding's frames (the user datapath's pump and ring device).</summary>
     IReadOnlyList<string> PrivateDevices => [];
 
+    /// <summary>
+    /// Sends the frames dropped in managed code (handlers, runts) to the capture's socket at <paramref name="socketPath"/>
+    /// from now on (null: to none). False when this datapath drops nothing in managed code (the kernel datapath).
+    /// </summary>
+    bool SendDropsTo(string? socketPath) => false;
+
     DatapathCounters ReadCounters();
 
     /// <summary>Follows an MTU change of the real device (the user datapath resizes its private device too).</summary>

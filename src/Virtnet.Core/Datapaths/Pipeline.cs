@@ -8,11 +8,21 @@ namespace Virtnet.Datapaths;
 /// </summary>
 internal static class Pipeline
 {
+    /// <summary>What <c>Decide</c> returns for a frame a handler took (consumed it with no drop reason).</summary>
+    public const int Consumed = -1;
+
+    /// <summary>What <c>Decide</c> returns for a frame a handler dropped (with a reason, or to a port that does not exist).</summary>
+    public const int Dropped = -2;
+
+    /// <summary>What <c>Decide</c> returns for a frame a handler threw on.</summary>
+    public const int Faulted = -3;
+
     /// <summary>
     /// Runs the handlers in order until one returns something other than <see cref="Verdict.Pass"/>. Returns the
-    /// port to deliver the frame to (<paramref name="defaultPort"/> on Pass, the frame's target on Another), or -1
-    /// when the frame was consumed; a consumed frame with a <see cref="Frame.DropReason"/> and an Another whose
-    /// target is not one of the <paramref name="portCount"/> ports both count as drops.
+    /// port to deliver the frame to (<paramref name="defaultPort"/> on Pass, the frame's target on Another), or a
+    /// negative number: <see cref="Consumed"/> when a handler took it; <see cref="Dropped"/>, counted in
+    /// <paramref name="drops"/>, for a consumed frame with a <see cref="Frame.DropReason"/> and for an Another whose
+    /// target is not one of the <paramref name="portCount"/> ports.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Decide(IFrameHandler[] handlers, ref Frame frame, int defaultPort, int portCount, ref long drops)
@@ -39,7 +49,7 @@ internal static class Pipeline
             {
                 faulted++;
                 faults?.Record(i, e);
-                return -1;
+                return Faulted;
             }
 
             if (verdict != Verdict.Pass)
@@ -55,10 +65,10 @@ internal static class Pipeline
             case Verdict.Another when (uint)frame.Target < (uint)portCount:
                 return frame.Target;
             case Verdict.Consumed when frame.DropReason is null:
-                return -1;
+                return Consumed;
             default:
                 drops++;
-                return -1;
+                return Dropped;
         }
     }
 }

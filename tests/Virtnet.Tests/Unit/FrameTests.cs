@@ -106,8 +106,8 @@ public class PipelineTests
         var faults = new HandlerFaults(handlers);
         var frame = new Frame(new byte[64], Direction.Ingress);
         long drops = 0, faulted = 0;
-        Assert.Equal(-1, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
-        Assert.Equal(-1, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
+        Assert.Equal(Pipeline.Faulted, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
+        Assert.Equal(Pipeline.Faulted, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
         Assert.Equal((0L, 2L), (drops, faulted));
         Assert.Equal(0, after.Calls);
         Assert.Null(faults.Stop);
@@ -124,7 +124,7 @@ public class PipelineTests
         var faults = new HandlerFaults(handlers);
         var frame = new Frame(new byte[64], Direction.Egress);
         long drops = 0, faulted = 0;
-        Assert.Equal(-1, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
+        Assert.Equal(Pipeline.Faulted, Pipeline.Decide(handlers, ref frame, 7, Ports, ref drops, faults, ref faulted));
         Assert.Equal("handler Throws threw InvalidOperationException: bad frame (it is marked StopOnFault, so the binding stops)", faults.Stop);
     }
 
@@ -149,7 +149,7 @@ public class PipelineTests
     public void Decide_ConsumedWithReason_DropCountedAndLaterHandlersSkipped()
     {
         var later = new Fixed(Verdict.Pass);
-        Assert.Equal(-1, Decide([new Fixed(Verdict.Consumed, reason: "filtered"), later], out var drops));
+        Assert.Equal(Pipeline.Dropped, Decide([new Fixed(Verdict.Consumed, reason: "filtered"), later], out var drops));
         Assert.Equal(1, drops);
         Assert.Equal(0, later.Calls);
     }
@@ -157,7 +157,7 @@ public class PipelineTests
     [Fact]
     public void Decide_ConsumedWithoutReason_TakenNotDropped()
     {
-        Assert.Equal(-1, Decide([new Fixed(Verdict.Consumed)], out var drops));
+        Assert.Equal(Pipeline.Consumed, Decide([new Fixed(Verdict.Consumed)], out var drops));
         Assert.Equal(0, drops);
     }
 
@@ -171,7 +171,7 @@ public class PipelineTests
     [Fact]
     public void Decide_AnotherWithBadTarget_Dropped()
     {
-        Assert.Equal(-1, Decide([new Fixed(Verdict.Another, target: 5)], out var drops));
+        Assert.Equal(Pipeline.Dropped, Decide([new Fixed(Verdict.Another, target: 5)], out var drops));
         Assert.Equal(1, drops);
     }
 }

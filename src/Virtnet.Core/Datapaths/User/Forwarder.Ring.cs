@@ -40,6 +40,7 @@ internal sealed unsafe partial class Forwarder
             if (length != hdr->Len || length < EthernetView.HeaderLength)
             {
                 _ingress.Drops++;
+                _dropSink?.Offer(new ReadOnlySpan<byte>(mac, length), Direction.Ingress, DropCause.SendFailed, length < EthernetView.HeaderLength ? "shorter than an Ethernet header" : "longer than a ring slot");
                 continue;
             }
 
@@ -55,6 +56,11 @@ internal sealed unsafe partial class Forwarder
             int output = Pipeline.Decide(_handlers, ref frame, FirstVirtualPort, _ports.Length, ref _ingress.HandlerDrops, Faults, ref _ingress.HandlerFaults);
             if (output < 0)
             {
+                if (_dropSink is not null)
+                {
+                    OfferDrop(output, frame, p + VirtioNetHdr.Size, length, Direction.Ingress);
+                }
+
                 continue;
             }
 

@@ -53,6 +53,7 @@ internal sealed unsafe partial class Forwarder
     private readonly bool _outgoing;
     private IoUring? _uring;
     private volatile bool _stopping;
+    private volatile DropSink? _dropSink;
     private Stats _ingress;
     private Stats _egress;
 
@@ -117,6 +118,26 @@ internal sealed unsafe partial class Forwarder
 
     /// <summary>The exceptions this forwarder's handlers threw, for the binding's log.</summary>
     public HandlerFaults Faults { get; }
+
+    /// <summary>Where the frames dropped in managed code go while a capture asks for them (DropSink.cs); null: nowhere.</summary>
+    public DropSink? DropSink
+    {
+        get => _dropSink;
+        set => _dropSink = value;
+    }
+
+    /// <summary>A frame <c>Pipeline.Decide</c> did not deliver: to the drop sink, if one listens and it was dropped.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void OfferDrop(int decided, in Frame frame, byte* data, int length, Direction direction)
+    {
+        if (decided == Pipeline.Consumed || _dropSink is not { Dead: false } sink)
+        {
+            return;
+        }
+
+        bool threw = decided == Pipeline.Faulted;
+        sink.Offer(new ReadOnlySpan<byte>(data, length), direction, threw ? DropCause.HandlerFault : DropCause.Handler, threw ? DropSink.Threw : frame.DropReason ?? DropSink.NoSuchPort);
+    }
 
     /// <summary>Of <see cref="Read"/>'s drops, those a handler decided.</summary>
     public ulong ReadHandlerDrops(Direction direction)
@@ -283,6 +304,7 @@ internal sealed unsafe partial class Forwarder
             if (n < VirtioNetHdr.Size + EthernetView.HeaderLength)
             {
                 stats.Drops++;
+                _dropSink?.Offer(new ReadOnlySpan<byte>(p + VirtioNetHdr.Size, Math.Max(0, n - VirtioNetHdr.Size)), direction, DropCause.SendFailed, "shorter than an Ethernet header");
                 continue;
             }
 
@@ -290,6 +312,11 @@ internal sealed unsafe partial class Forwarder
             int output = Pipeline.Decide(_handlers, ref frame, defaultPort, _ports.Length, ref stats.HandlerDrops, Faults, ref stats.HandlerFaults);
             if (output < 0)
             {
+                if (_dropSink is not null)
+                {
+                    OfferDrop(output, frame, p + VirtioNetHdr.Size, n - VirtioNetHdr.Size, direction);
+                }
+
                 continue;
             }
 

@@ -145,6 +145,26 @@ internal sealed class UserDatapath : IDatapath
 
     public IReadOnlyList<string> PrivateDevices => _ringName is null ? [_pump.Name] : [_pump.Name, _ringName];
 
+    private DropSink? _dropSink;
+
+    public bool SendDropsTo(string? socketPath)
+    {
+        var sink = socketPath is null ? null : DropSink.Connect(socketPath);
+        var old = Interlocked.Exchange(ref _dropSink, sink);
+        foreach (var f in _forwarders)
+        {
+            f.DropSink = sink;
+        }
+
+        // A forwarder may be in the middle of an offer to the old sink: it closes a moment later.
+        if (old is not null)
+        {
+            _ = Task.Delay(TimeSpan.FromSeconds(1)).ContinueWith(_ => old.Dispose(), TaskScheduler.Default);
+        }
+
+        return true;
+    }
+
     /// <summary>The queue count the virtual TAP must be created with for this datapath: one per CPU.</summary>
     public static int QueuesFor() => Math.Clamp(Environment.ProcessorCount, 1, 64);
 
@@ -511,6 +531,7 @@ internal sealed class UserDatapath : IDatapath
         }
 
         _owned.Dispose();
+        Interlocked.Exchange(ref _dropSink, null)?.Dispose();
     }
 
     private static unsafe void StopForwarders(FileDescriptor stop, Forwarder[] forwarders)

@@ -1,0 +1,85 @@
+// The managed half of the drop point: a binding whose handler drops echo requests sends each such frame, with the
+// handler's reason, to a capture's socket while one listens (Attachment.SendDropsTo), and nothing once told to stop
+// or once the capture's socket is gone; forwarding goes on throughout.
+using System.Text;
+using Virtnet.Capture;
+using Virtnet.Cli.Service;
+using Virtnet.Datapaths;
+using Virtnet.Namespaces;
+using Virtnet.Tests.Infrastructure;
+using Xunit;
+
+namespace Virtnet.Tests.Datapaths;
+
+public class DropSinkTests
+{
+    private sealed class DropEchoRequests : IFrameHandler
+    {
+        public Verdict OnFrame(ref Frame frame)
+        {
+            if (HandlerTests.IsIncomingEchoRequest(ref frame))
+            {
+                frame.DropReason = "no pings here";
+                return Verdict.Consumed;
+            }
+
+            return Verdict.Pass;
+        }
+    }
+
+    private static List<(string Comment, int Length)> Read(DropSocket socket)
+    {
+        var got = new List<(string, int)>();
+        socket.Drain(ref got, static (ref List<(string, int)> list, in TappedFrame f) =>
+        {
+            list.Add((f.Drop!.ToString(), f.Length));
+            return true;
+        });
+        return got;
+    }
+
+    [SkippableFact]
+    public void HandlerDrops_ReachTheCaptureWithTheirReason_UntilStopped()
+    {
+        Root.Require();
+        using var a = new TestNetns("dsa");
+        using var b = new TestNetns("dsb");
+        TestNetns.AddVeth(a, "va", b, "vb");
+        a.Exec("ip", "link", "set", "va", "up");
+        b.Exec("ip", "link", "set", "vb", "up");
+        b.Exec("ip", "addr", "add", "10.200.68.2/24", "dev", "vb");
+        string dir = Directory.CreateTempSubdirectory("virtnet-drops-").FullName;
+        using var ns = NetNamespace.Open(a.Path);
+        var attachment = ns.Run(() => Attachment.Create(new AttachOptions { RealDevice = "va", Name = "vdsink0", Datapath = DatapathKind.User, Handlers = [new DropEchoRequests()] }));
+        try
+        {
+            a.Exec("ip", "addr", "add", "10.200.68.1/24", "dev", "vdsink0");
+            Assert.Equal(0, a.Try("ping", "-c", "2", "-i", "0.2", "-W", "1", "10.200.68.2").ExitCode); // out: passes
+
+            using (var socket = DropSocket.Bind(dir, "va", "vdsink0"))
+            {
+                Assert.True(attachment.SendDropsTo(socket.Path));
+                Assert.NotEqual(0, b.Try("ping", "-c", "3", "-i", "0.2", "-W", "1", "10.200.68.1").ExitCode);
+                var got = Read(socket);
+                Assert.Equal(3, got.Count);
+                Assert.All(got, g => Assert.Equal(("drop: handler (no pings here) on va in virtnet's user datapath", 98), g));
+                Assert.Equal(0UL, socket.Lost);
+
+                Assert.True(attachment.SendDropsTo(null));
+                Assert.NotEqual(0, b.Try("ping", "-c", "2", "-i", "0.2", "-W", "1", "10.200.68.1").ExitCode);
+                Assert.Empty(Read(socket));
+
+                Assert.True(attachment.SendDropsTo(socket.Path));
+            }
+
+            // The capture went away without a word: the next drop finds its socket gone, and forwarding goes on.
+            Assert.NotEqual(0, b.Try("ping", "-c", "2", "-i", "0.2", "-W", "1", "10.200.68.1").ExitCode);
+            Assert.Equal(0, a.Try("ping", "-c", "2", "-i", "0.2", "-W", "1", "10.200.68.2").ExitCode);
+        }
+        finally
+        {
+            attachment.Dispose();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
