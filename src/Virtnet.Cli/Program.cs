@@ -112,9 +112,11 @@ internal static class Cli
         };
         mirror.AcceptOnlyFromAmong("ingress", "egress", "both");
         var metrics = new Option<string?>("--metrics") { Description = "serve the binding's counters (and the process's CPU and memory) for Prometheus at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9464" };
+        var handler = new Option<string[]>("--handler") { Description = "run every frame through this C# handler: PATH.dll, or PATH.dll:TYPE when the assembly has several (repeat for a pipeline, in order); implies --datapath user" };
+        var handlerArg = new Option<string[]>("--handler-arg") { Description = "KEY=VALUE for the handlers' constructor (IReadOnlyDictionary<string, string>); repeat for more" };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
-            real, name, mode, mac, vlan, filter, mirror, datapath, netns, busyPoll, stats, metrics,
+            real, name, mode, mac, vlan, filter, mirror, datapath, netns, busyPoll, stats, metrics, handler, handlerArg,
         };
         command.SetAction(parse =>
         {
@@ -122,7 +124,25 @@ internal static class Cli
             double interval = parse.GetValue(stats);
             try
             {
-                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, parse.GetValue(datapath)!, parse.GetValue(mac), parse.GetValue(busyPoll), parse.GetValue(netns), parse.GetValue(mode)!, parse.GetValue(vlan));
+                var handlers = parse.GetValue(handler) ?? [];
+                // Handlers run on the user datapath: asked for without a datapath, it is the one chosen.
+                string chosen = handlers.Length > 0 && parse.GetResult(datapath) is null ? "user" : parse.GetValue(datapath)!;
+                options = ParseAttach(parse.GetValue(real)!, parse.GetValue(name)!, chosen, parse.GetValue(mac), parse.GetValue(busyPoll), parse.GetValue(netns), parse.GetValue(mode)!, parse.GetValue(vlan));
+                var handlerArgs = HandlerPlugins.ParseArgs(parse.GetValue(handlerArg) ?? []);
+                if (handlerArgs.Count > 0 && handlers.Length == 0)
+                {
+                    throw new UsageException("--handler-arg without --handler: give the handler too, e.g. --handler ./MyHandler.dll --handler-arg KEY=VALUE");
+                }
+
+                try
+                {
+                    options = options with { Handlers = HandlerPlugins.Load(handlers, handlerArgs) };
+                }
+                catch (HandlerLoadException e)
+                {
+                    Console.Error.WriteLine($"virtnet: {e.Message}");
+                    return ExitFailure;
+                }
                 options = options with
                 {
                     Filter = parse.GetValue(filter) is { } expression ? Filters.PacketFilter.Parse(expression) : null,

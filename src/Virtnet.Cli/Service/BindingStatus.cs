@@ -21,6 +21,9 @@ public sealed record DirectionStatus
     /// <summary>Frames lost this way, by reason (<see cref="BindingStatus.ReasonKey"/> names); only reasons with a count.</summary>
     public SortedDictionary<string, ulong> DropReasons { get; init; } = new(StringComparer.Ordinal);
 
+    /// <summary>Of the drops under "handler": the frames by the handler's own reason (its DropReason); empty for none.</summary>
+    public SortedDictionary<string, ulong> HandlerReasons { get; init; } = new(StringComparer.Ordinal);
+
     /// <summary>Frames a second over the host's last one-second sample.</summary>
     public double FramesPerSecond { get; init; }
 
@@ -96,12 +99,22 @@ public sealed record BindingStatus
             }
         }
 
+        var handlerReasons = new SortedDictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (var r in now.HandlerReasons ?? [])
+        {
+            if (r.Direction == direction && r.Frames > 0)
+            {
+                handlerReasons[r.Reason] = handlerReasons.GetValueOrDefault(r.Reason) + r.Frames;
+            }
+        }
+
         return new DirectionStatus
         {
             Frames = counters.Frames,
             Bytes = counters.Bytes,
             Drops = counters.Drops,
             DropReasons = reasons,
+            HandlerReasons = handlerReasons,
             FramesPerSecond = seconds > 0 ? Math.Round((counters.Frames - Math.Min(counters.Frames, earlier.Frames)) / seconds, 1) : 0,
             BitsPerSecond = seconds > 0 ? Math.Round((counters.Bytes - Math.Min(counters.Bytes, earlier.Bytes)) * 8 / seconds, 0) : 0,
         };

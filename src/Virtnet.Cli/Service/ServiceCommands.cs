@@ -225,6 +225,13 @@ internal static class ServiceCommands
             foreach (var (reason, frames) in d.DropReasons)
             {
                 text.Append(CultureInfo.InvariantCulture, $"          dropped {frames} {BindingStatus.ReasonText(reason)}\n");
+                if (reason == BindingStatus.ReasonKey(Virtnet.Datapaths.DropCause.Handler))
+                {
+                    foreach (var (why, n) in d.HandlerReasons)
+                    {
+                        text.Append(CultureInfo.InvariantCulture, $"            {n} {why}\n");
+                    }
+                }
             }
         }
 

@@ -31,6 +31,9 @@ public readonly record struct DatapathCounters(DirectionCounters Ingress, Direct
     /// <summary>The drops of both directions by cause (non-zero ones); per direction they add up to its Drops.</summary>
     public IReadOnlyList<DropCount> DropCauses { get; init; } = [];
 
+    /// <summary>User datapath: the frames handlers dropped (<see cref="DropCause.Handler"/>), by the handler's own reason (<see cref="Frame.DropReason"/>).</summary>
+    public IReadOnlyList<HandlerReasonCount> HandlerReasons { get; init; } = [];
+
     /// <summary>The counters with <see cref="DirectionCounters.Drops"/> of each direction set to the sum of its causes.</summary>
     public static DatapathCounters WithCauses(DirectionCounters ingress, DirectionCounters egress, params (Direction Direction, DropCause Cause, ulong Frames)[] causes)
     {
@@ -39,6 +42,12 @@ public readonly record struct DatapathCounters(DirectionCounters Ingress, Direct
         return new DatapathCounters(ingress with { Drops = Sum(Direction.Ingress) }, egress with { Drops = Sum(Direction.Egress) }) { DropCauses = list };
     }
 }
+
+/// <summary>How many frames of one direction handlers dropped for one reason of theirs.</summary>
+/// <param name="Direction">Which way they were going.</param>
+/// <param name="Reason">The handler's <see cref="Frame.DropReason"/>; "(other reasons)" for those beyond the first 16 distinct ones.</param>
+/// <param name="Frames">How many (since the binding was made).</param>
+public readonly record struct HandlerReasonCount(Direction Direction, string Reason, ulong Frames);
 
 /// <summary>Which of the real device's frames a mirror binding receives copies of.</summary>
 [Flags]

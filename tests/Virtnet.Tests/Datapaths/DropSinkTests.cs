@@ -1,6 +1,7 @@
 // The managed half of the drop point: a binding whose handler drops echo requests sends each such frame, with the
 // handler's reason, to a capture's socket while one listens (Attachment.SendDropsTo), and nothing once told to stop
-// or once the capture's socket is gone; forwarding goes on throughout.
+// or once the capture's socket is gone; forwarding goes on throughout; every such drop is counted under the
+// handler's reason. HandlerReasons on its own: distinct reasons apart, by value too, the rest together.
 using System.Text;
 using Virtnet.Capture;
 using Virtnet.Cli.Service;
@@ -75,11 +76,36 @@ public class DropSinkTests
             // The capture went away without a word: the next drop finds its socket gone, and forwarding goes on.
             Assert.NotEqual(0, b.Try("ping", "-c", "2", "-i", "0.2", "-W", "1", "10.200.68.1").ExitCode);
             Assert.Equal(0, a.Try("ping", "-c", "2", "-i", "0.2", "-W", "1", "10.200.68.2").ExitCode);
+
+            // Every one of those drops is counted under the handler's own reason too (stats' handler_reasons).
+            var counters = attachment.ReadCounters();
+            var handler = counters.DropCauses.Single(c => c.Direction == Direction.Ingress && c.Cause == DropCause.Handler).Frames;
+            Assert.Equal(7UL, handler);
+            Assert.Equal([new HandlerReasonCount(Direction.Ingress, "no pings here", 7)], counters.HandlerReasons);
         }
         finally
         {
             attachment.Dispose();
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [Fact]
+    public void HandlerReasons_FirstSixteenApart_ByValueToo_TheRestTogether()
+    {
+        var reasons = new HandlerReasons();
+        reasons.Count("a");
+        reasons.Count(new string('a', 1)); // the same reason, another string object
+        for (int i = 0; i < 20; i++)
+        {
+            reasons.Count($"r{i}");
+        }
+
+        var totals = new Dictionary<string, ulong>();
+        reasons.AddTo(totals);
+        Assert.Equal(2UL, totals["a"]);
+        Assert.Equal(16, totals.Count - 1); // "a", r0..r14, and the others
+        Assert.Equal(5UL, totals[HandlerReasons.Others]);
+        Assert.Equal(22UL, totals.Values.Aggregate(0UL, (x, y) => x + y));
     }
 }

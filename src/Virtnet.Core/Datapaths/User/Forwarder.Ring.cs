@@ -56,9 +56,9 @@ internal sealed unsafe partial class Forwarder
             int output = Pipeline.Decide(_handlers, ref frame, FirstVirtualPort, _ports.Length, ref _ingress.HandlerDrops, Faults, ref _ingress.HandlerFaults);
             if (output < 0)
             {
-                if (_dropSink is not null)
+                if (output != Pipeline.Consumed)
                 {
-                    OfferDrop(output, frame, p + VirtioNetHdr.Size, length, Direction.Ingress);
+                    OnNotDelivered(output, frame, p + VirtioNetHdr.Size, length, Direction.Ingress);
                 }
 
                 continue;

@@ -54,6 +54,8 @@ internal sealed unsafe partial class Forwarder
     private IoUring? _uring;
     private volatile bool _stopping;
     private volatile DropSink? _dropSink;
+    private readonly HandlerReasons _reasonsIn = new();
+    private readonly HandlerReasons _reasonsOut = new();
     private Stats _ingress;
     private Stats _egress;
 
@@ -126,10 +128,18 @@ internal sealed unsafe partial class Forwarder
         set => _dropSink = value;
     }
 
-    /// <summary>A frame <c>Pipeline.Decide</c> did not deliver: to the drop sink, if one listens and it was dropped.</summary>
+    /// <summary>The handlers' own reasons for what they dropped, per direction.</summary>
+    public HandlerReasons Reasons(Direction direction) => direction == Direction.Ingress ? _reasonsIn : _reasonsOut;
+
+    /// <summary>A frame <c>Pipeline.Decide</c> dropped: counted under its handler's reason, and to the drop sink if one listens.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void OfferDrop(int decided, in Frame frame, byte* data, int length, Direction direction)
+    private void OnNotDelivered(int decided, in Frame frame, byte* data, int length, Direction direction)
     {
+        if (decided == Pipeline.Dropped && frame.DropReason is { } reason)
+        {
+            (direction == Direction.Ingress ? _reasonsIn : _reasonsOut).Count(reason);
+        }
+
         if (decided == Pipeline.Consumed || _dropSink is not { Dead: false } sink)
         {
             return;
@@ -312,9 +322,9 @@ internal sealed unsafe partial class Forwarder
             int output = Pipeline.Decide(_handlers, ref frame, defaultPort, _ports.Length, ref stats.HandlerDrops, Faults, ref stats.HandlerFaults);
             if (output < 0)
             {
-                if (_dropSink is not null)
+                if (output != Pipeline.Consumed)
                 {
-                    OfferDrop(output, frame, p + VirtioNetHdr.Size, n - VirtioNetHdr.Size, direction);
+                    OnNotDelivered(output, frame, p + VirtioNetHdr.Size, n - VirtioNetHdr.Size, direction);
                 }
 
                 continue;

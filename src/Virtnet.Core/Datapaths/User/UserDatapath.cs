@@ -441,6 +441,17 @@ internal sealed class UserDatapath : IDatapath
             egress = default;
         }
 
+        var reasonsIn = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        var reasonsOut = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (var f in _forwarders)
+        {
+            f.Reasons(Direction.Ingress).AddTo(reasonsIn);
+            f.Reasons(Direction.Egress).AddTo(reasonsOut);
+        }
+
+        var handlerReasons = reasonsIn.Select(r => new HandlerReasonCount(Direction.Ingress, r.Key, r.Value))
+            .Concat(reasonsOut.Select(r => new HandlerReasonCount(Direction.Egress, r.Key, r.Value)))
+            .ToArray();
         return DatapathCounters.WithCauses(
             ingress,
             egress,
@@ -457,7 +468,7 @@ internal sealed class UserDatapath : IDatapath
             (Direction.Egress, DropCause.QueueFull, virtDropped),
             (Direction.Egress, DropCause.Handler, handlerOut),
             (Direction.Egress, DropCause.HandlerFault, faultOut),
-            (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut - faultOut));
+            (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut - faultOut)) with { HandlerReasons = handlerReasons };
     }
 
     public void OnMtuChanged(int mtu)

@@ -1,0 +1,170 @@
+// --handler PATH.dll[:TypeName] [--handler-arg KEY=VALUE ...]: C# handlers from the command line. Each assembly is
+// loaded into an AssemblyLoadContext of its own, with its own dependencies (its .deps.json, through an
+// AssemblyDependencyResolver), except Virtnet.Core, which it shares with virtnet so that its IFrameHandler is
+// virtnet's. A handler is a public, non-abstract class implementing IFrameHandler, made with a constructor that
+// takes the --handler-arg pairs (IReadOnlyDictionary<string, string>) or with a parameterless one.
+//
+// Everything is checked, and every handler made, before any device is: a bad path, a file that is not an assembly,
+// a missing type or one that is not a handler is one sentence, exit 1, nothing created. A Native AOT build cannot
+// load assemblies at run time and says so.
+using System.Diagnostics.CodeAnalysis;
+using System.Reflection;
+using System.Runtime.Loader;
+using Virtnet.Datapaths;
+
+namespace Virtnet.Cli;
+
+/// <summary>A handler that could not be loaded: the sentence says what to do.</summary>
+internal sealed class HandlerLoadException(string message) : Exception(message);
+
+internal static class HandlerPlugins
+{
+    /// <summary>Makes the handlers of <paramref name="specs"/> (PATH or PATH:TYPE), in order, each given <paramref name="args"/>.</summary>
+    public static IFrameHandler[] Load(IReadOnlyList<string> specs, IReadOnlyDictionary<string, string> args)
+    {
+        if (specs.Count == 0)
+        {
+            return [];
+        }
+
+        if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported)
+        {
+            throw new HandlerLoadException("this virtnet is a Native AOT build, which cannot load handler assemblies; run the JIT build (./virtnet, or dotnet virtnet.dll) to use --handler");
+        }
+
+        return specs.Select(spec => LoadOne(spec, args)).ToArray();
+    }
+
+    /// <summary>KEY=VALUE pairs of --handler-arg; a later KEY wins.</summary>
+    public static Dictionary<string, string> ParseArgs(IEnumerable<string> pairs)
+    {
+        var args = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in pairs)
+        {
+            int eq = pair.IndexOf('=');
+            if (eq <= 0)
+            {
+                throw new UsageException($"--handler-arg '{pair}': give KEY=VALUE, e.g. --handler-arg rate=1000");
+            }
+
+            args[pair[..eq]] = pair[(eq + 1)..];
+        }
+
+        return args;
+    }
+
+    /// <summary>PATH:TYPE split at the last ':' after the file's extension (so a path with ':' in a folder still works).</summary>
+    internal static (string Path, string? Type) Split(string spec)
+    {
+        int dll = spec.LastIndexOf(".dll", StringComparison.OrdinalIgnoreCase);
+        int colon = spec.LastIndexOf(':');
+        return colon > dll && dll >= 0 ? (spec[..colon], spec[(colon + 1)..]) : (spec, null);
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Loaded only where dynamic code is supported (the JIT build, checked in Load); a plugin's types are its assembly's, loaded whole.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = "As above: the handler's constructor is found in the plugin's own, untrimmed assembly.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "As above.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "As above.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "As above.")]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Never reached in a Native AOT build (checked in Load).")]
+    private static IFrameHandler LoadOne(string spec, IReadOnlyDictionary<string, string> args)
+    {
+        var (path, typeName) = Split(spec);
+        string full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+        {
+            throw new HandlerLoadException($"--handler {spec}: {full}: no such file; give the path of a .NET assembly (.dll) with a class that implements Virtnet.Datapaths.IFrameHandler");
+        }
+
+        Assembly assembly;
+        try
+        {
+            assembly = new PluginContext(full).LoadFromAssemblyPath(full);
+        }
+        catch (BadImageFormatException)
+        {
+            throw new HandlerLoadException($"--handler {spec}: {full} is not a .NET assembly; give the .dll that 'dotnet build' makes of your handler project");
+        }
+        catch (Exception e) when (e is FileLoadException or IOException)
+        {
+            throw new HandlerLoadException($"--handler {spec}: {full} could not be loaded ({e.Message.TrimEnd('.')})");
+        }
+
+        Type[] exported;
+        try
+        {
+            exported = assembly.GetExportedTypes();
+        }
+        catch (Exception e) when (e is ReflectionTypeLoadException or FileNotFoundException or FileLoadException)
+        {
+            throw new HandlerLoadException($"--handler {spec}: its types could not be loaded ({e.Message.TrimEnd('.')}); is a dependency missing beside it?");
+        }
+
+        var handlers = exported.Where(t => t.IsClass && !t.IsAbstract && typeof(IFrameHandler).IsAssignableFrom(t)).ToList();
+        Type type;
+        if (typeName is not null)
+        {
+            type = exported.FirstOrDefault(t => t.FullName == typeName) ?? exported.FirstOrDefault(t => t.Name == typeName)
+                ?? throw new HandlerLoadException($"--handler {spec}: {Path.GetFileName(full)} has no public type {typeName}{Offer(handlers)}");
+            if (!handlers.Contains(type))
+            {
+                throw new HandlerLoadException($"--handler {spec}: {type.FullName} is not a handler (a public, non-abstract class that implements Virtnet.Datapaths.IFrameHandler){Offer(handlers)}");
+            }
+        }
+        else
+        {
+            type = handlers.Count switch
+            {
+                1 => handlers[0],
+                0 => throw new HandlerLoadException($"--handler {spec}: {Path.GetFileName(full)} has no public class that implements Virtnet.Datapaths.IFrameHandler"),
+                _ => throw new HandlerLoadException($"--handler {spec}: {Path.GetFileName(full)} has {handlers.Count} handlers ({string.Join(", ", handlers.Select(h => h.FullName))}); name one as {path}:TYPE"),
+            };
+        }
+
+        try
+        {
+            var withArgs = type.GetConstructor([typeof(IReadOnlyDictionary<string, string>)]);
+            if (withArgs is not null)
+            {
+                return (IFrameHandler)withArgs.Invoke([args]);
+            }
+
+            if (type.GetConstructor(Type.EmptyTypes) is { } plain)
+            {
+                return args.Count == 0
+                    ? (IFrameHandler)plain.Invoke([])
+                    : throw new HandlerLoadException($"--handler {spec}: {type.FullName} takes no arguments (no constructor with IReadOnlyDictionary<string, string>), but --handler-arg gave some");
+            }
+
+            throw new HandlerLoadException($"--handler {spec}: {type.FullName} has no public constructor virtnet can call: give it one with no parameters, or one that takes IReadOnlyDictionary<string, string> (the --handler-arg pairs)");
+        }
+        catch (TargetInvocationException e) when (e.InnerException is { } inner)
+        {
+            throw new HandlerLoadException($"--handler {spec}: {type.FullName}'s constructor threw {inner.GetType().Name}: {inner.Message.TrimEnd('.')}");
+        }
+    }
+
+    private static string Offer(List<Type> handlers)
+        => handlers.Count == 0 ? "" : $"; its handlers: {string.Join(", ", handlers.Select(h => h.FullName))}";
+
+    /// <summary>One plugin's assemblies; Virtnet.Core (and what the host has loaded) comes from virtnet's own context.</summary>
+    private sealed class PluginContext(string path) : AssemblyLoadContext($"virtnet handler {Path.GetFileName(path)}", isCollectible: false)
+    {
+        private readonly AssemblyDependencyResolver _resolver = new(path);
+
+        [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "A plugin's own dependencies, loaded whole where dynamic code is supported (checked in Load).")]
+        protected override Assembly? Load(AssemblyName name)
+        {
+            // Shared with virtnet: the handler interface must be virtnet's own type.
+            if (name.Name == typeof(IFrameHandler).Assembly.GetName().Name)
+            {
+                return null;
+            }
+
+            return _resolver.ResolveAssemblyToPath(name) is { } file ? LoadFromAssemblyPath(file) : null;
+        }
+
+        protected override nint LoadUnmanagedDll(string unmanagedDllName)
+            => _resolver.ResolveUnmanagedDllToPath(unmanagedDllName) is { } file ? LoadUnmanagedDllFromPath(file) : 0;
+    }
+}
