@@ -48,7 +48,7 @@ public sealed record ConfigDocument(string? Metrics, int MetricsLine, IReadOnlyL
 public static class ConfigFile
 {
     /// <summary>The keys of a [[binding]] table: <c>real</c> and the long options of <c>virtnet attach</c>.</summary>
-    private static readonly string[] s_keys = ["real", "name", "mode", "mac", "vlan", "filter", "mirror", "datapath", "netns", "busy-poll", "stats"];
+    private static readonly string[] s_keys = ["real", "name", "mode", "mac", "vlan", "filter", "mirror", "datapath", "netns", "busy-poll", "stats", "handler", "handler-arg"];
 
     private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -170,14 +170,29 @@ public static class ConfigFile
         double stats = 0;
         Filters.PacketFilter? filter = null;
         var mirror = MirrorDirections.None;
+        IReadOnlyList<string> handlerSpecs = [];
+        Dictionary<string, string> handlerArgs = new(StringComparer.Ordinal);
+        int handlerLine = 0;
+        string handlerText = "";
         foreach (var entry in table.Entries)
         {
             var value = entry.Value;
             ConfigException Error(string reason)
                 => new($"{file}:{entry.Line}: {entry.KeyText} = {value.Raw} in binding {table.Number}: {OneLine(reason)}");
 
-            string String(string example)
-                => value.Kind == TomlKind.String ? value.Text : throw Error($"{entry.Key} must be a string in quotes, like {entry.Key} = \"{example}\"");
+            string String(string example) => value.Kind switch
+            {
+                TomlKind.String => value.Text,
+                TomlKind.Array => throw Error($"{entry.Key} takes one value, not an array; give one value (and one [[binding]] table per binding)"),
+                _ => throw Error($"{entry.Key} must be a string in quotes, like {entry.Key} = \"{example}\""),
+            };
+
+            IReadOnlyList<string> Strings(string example) => value.Kind switch
+            {
+                TomlKind.String => [value.Text],
+                TomlKind.Array => value.Items ?? [],
+                _ => throw Error($"{entry.Key} must be a string or an array of strings, like {entry.Key} = [\"{example}\"]"),
+            };
 
             long Whole(string unit, string example) => value.Kind switch
             {
@@ -279,6 +294,15 @@ public static class ConfigFile
                         _ => throw Error("mirror must be \"ingress\", \"egress\", \"both\", true or false, like mirror = \"ingress\""),
                     };
                     break;
+                case "handler":
+                    handlerSpecs = Strings("/opt/handlers/MyHandler.dll");
+                    handlerLine = entry.Line;
+                    handlerText = $"{entry.KeyText} = {value.Raw}";
+                    break;
+                case "handler-arg":
+                    var pairs = Strings("rate=1000");
+                    Check(() => handlerArgs = HandlerPlugins.ParseArgs(pairs));
+                    break;
                 default:
                     throw Error($"unknown key {entry.KeyText}; {Suggest(entry.Key)}");
             }
@@ -289,13 +313,31 @@ public static class ConfigFile
             throw new ConfigException($"{file}:{table.Line}: binding {table.Number} has no real key, the real device to take over; add one under its [[binding]] line, like real = \"eth1\"");
         }
 
+        if (handlerArgs.Count > 0 && handlerSpecs.Count == 0)
+        {
+            throw new ConfigException($"{file}:{table.Line}: binding {table.Number} has handler-arg but no handler; add handler = [\"PATH.dll\"] under its [[binding]] line");
+        }
+
+        // Made now, so that a handler that cannot be loaded refuses the file before anything is created.
+        IFrameHandler[] handlers;
+        try
+        {
+            handlers = HandlerPlugins.Load(handlerSpecs, handlerArgs);
+        }
+        catch (HandlerLoadException e)
+        {
+            throw new ConfigException($"{file}:{handlerLine}: {handlerText} in binding {table.Number}: {OneLine(e.Message.Replace("--handler ", "", StringComparison.Ordinal))}");
+        }
+
         AttachOptions options;
         try
         {
-            options = Cli.ParseAttach(real, name ?? "virtnet0", datapath ?? "kernel", mac, (int?)busyPoll, netns, mode ?? "passthru", (int?)vlan) with
+            // Handlers run on the user datapath: with no datapath given, it is the one chosen.
+            options = Cli.ParseAttach(real, name ?? "virtnet0", datapath ?? (handlers.Length > 0 ? "user" : "kernel"), mac, (int?)busyPoll, netns, mode ?? "passthru", (int?)vlan) with
             {
                 Filter = filter,
                 Mirror = mirror,
+                Handlers = handlers,
             };
         }
         catch (UsageException e)
@@ -304,7 +346,7 @@ public static class ConfigFile
             throw new ConfigException($"{file}:{table.Line}: binding {table.Number}: {OneLine(e.Message)}");
         }
 
-        return new ConfigBinding(options, stats, table.Line, Fingerprint(options, stats));
+        return new ConfigBinding(options, stats, table.Line, Fingerprint(options, stats) + HandlerFingerprint(handlerSpecs, handlerArgs));
     }
 
     private static MirrorDirections ParseMirror(string text, Func<string, ConfigException> error)
@@ -340,6 +382,27 @@ public static class ConfigFile
         return string.Create(
             CultureInfo.InvariantCulture,
             $"real={Quote(o.RealDevice)} name={Quote(o.Name)} netns={(o.Netns is { } netns ? Quote(netns) : "host")} mode={o.Mode.ToString().ToLowerInvariant()} mac={mac} datapath={(o.Datapath == DatapathKind.Kernel ? "kernel" : "user")} vlan={o.Vlan} filter={(o.Filter is { } f ? Quote(f.Grouped) : "none")} mirror={mirror} busy-poll={busyPoll} stats={(stats == 0 ? 0 : stats):R}");
+    }
+
+    /// <summary>
+    /// The handlers' part of the fingerprint: each assembly's full path and when it was last written (a rebuilt
+    /// handler re-creates its binding on reload), and the arguments, sorted.
+    /// </summary>
+    private static string HandlerFingerprint(IReadOnlyList<string> specs, Dictionary<string, string> args)
+    {
+        if (specs.Count == 0)
+        {
+            return "";
+        }
+
+        var parts = specs.Select(spec =>
+        {
+            var (path, type) = HandlerPlugins.Split(spec);
+            string full = Path.GetFullPath(path);
+            return $"{Quote(full)}:{type}@{File.GetLastWriteTimeUtc(full).Ticks}";
+        });
+        var pairs = args.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => Quote($"{kv.Key}={kv.Value}"));
+        return $" handler=[{string.Join(",", parts)}] handler-arg=[{string.Join(",", pairs)}]";
     }
 
     /// <summary>"did you mean KEY?" for a close known key, else the list of keys.</summary>

@@ -1,7 +1,8 @@
 // The TOML that a virtnet config file may hold (ConfigFile.cs gives it meaning): comments, [[binding]] headers,
 // and key = value lines whose values are strings (basic, with escapes, or literal), integers (decimal, 0x, 0o,
-// 0b, with '_' between digits), floats and booleans. What else TOML allows (arrays, inline tables, [table]
-// headers, dotted keys, multi-line strings, dates) has no use in a binding and is refused by name, as are real
+// 0b, with '_' between digits), floats, booleans, and arrays of strings on one line (handler = ["a.dll", "b.dll"]).
+// What else TOML allows (other arrays, inline tables, [table] headers, dotted keys, multi-line strings, dates) has
+// no use in a binding and is refused by name, as are real
 // TOML errors; every error is one sentence that starts with FILE:LINE. Hand-written, with no package: AOT-clean.
 using System.Globalization;
 using System.Text;
@@ -16,6 +17,7 @@ internal enum TomlKind
     Integer,
     Float,
     Boolean,
+    Array,
 }
 
 /// <summary>A value and its text in the file.</summary>
@@ -25,7 +27,8 @@ internal enum TomlKind
 /// <param name="Integer">An integer's value.</param>
 /// <param name="Float">A float's value.</param>
 /// <param name="Boolean">A boolean's value.</param>
-internal sealed record TomlValue(TomlKind Kind, string Raw, string Text = "", long Integer = 0, double Float = 0, bool Boolean = false);
+/// <param name="Items">An array's strings.</param>
+internal sealed record TomlValue(TomlKind Kind, string Raw, string Text = "", long Integer = 0, double Float = 0, bool Boolean = false, IReadOnlyList<string>? Items = null);
 
 /// <summary>One key = value line of a table.</summary>
 /// <param name="Key">The key, quotes and escapes resolved.</param>
@@ -247,7 +250,7 @@ internal sealed partial class TomlReader
             case '\'':
                 return new TomlValue(TomlKind.String, "", ReadLiteralString($"{where}: "));
             case '[':
-                throw Fail($"{where}: an array is {NotSupported}; give one value (and one [[binding]] table per binding)");
+                return new TomlValue(TomlKind.Array, "", Items: ReadArray(where));
             case '{':
                 throw Fail($"{where}: an inline table is {NotSupported}; give one value");
         }
@@ -337,6 +340,47 @@ internal sealed partial class TomlReader
     }
 
     /// <summary>A "basic string" on one line, escapes resolved; <paramref name="where"/> starts the sentence of an error in it.</summary>
+    /// <summary>["a", 'b', ] on one line: strings only.</summary>
+    private List<string> ReadArray(string where)
+    {
+        var items = new List<string>();
+        _pos++; // [
+        while (true)
+        {
+            SkipSpace();
+            switch (Current)
+            {
+                case ']':
+                    _pos++;
+                    return items;
+                case '"':
+                    items.Add(ReadBasicString($"{where}: "));
+                    break;
+                case '\'':
+                    items.Add(ReadLiteralString($"{where}: "));
+                    break;
+                case '\0' or '#':
+                    throw Fail($"{where}: the array has no closing ]; write it on one line, like [\"a\", \"b\"]");
+                default:
+                    throw Fail($"{where}: an array here holds strings in quotes only, like [\"a\", \"b\"]");
+            }
+
+            SkipSpace();
+            if (Current == ',')
+            {
+                _pos++;
+            }
+            else if (Current is '\0' or '#')
+            {
+                throw Fail($"{where}: the array has no closing ]; write it on one line, like [\"a\", \"b\"]");
+            }
+            else if (Current != ']')
+            {
+                throw Fail($"{where}: expected , or ] after an item of the array");
+            }
+        }
+    }
+
     private string ReadBasicString(string where)
     {
         var text = new StringBuilder();

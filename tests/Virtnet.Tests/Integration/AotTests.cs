@@ -38,6 +38,11 @@ public class AotTests(ITestOutputHelper output)
         Assert.StartsWith("filter: udp port 53", r.Stdout, StringComparison.Ordinal);
         var usage = Run.Command(FailFast, Binary, "stats");
         Assert.Equal(2, usage.ExitCode);
+
+        // It cannot load handler assemblies, and says so before anything is made.
+        var handler = Run.Command(FailFast, Binary, "attach", "virtnet-no-such0", "--handler", "/nonexistent/h.dll");
+        Assert.Equal(1, handler.ExitCode);
+        Assert.Equal("virtnet: this virtnet is a Native AOT build, which cannot load handler assemblies; run the JIT build (./virtnet, or dotnet virtnet.dll) to use --handler", handler.Stderr.Trim());
     }
 
     [SkippableTheory]

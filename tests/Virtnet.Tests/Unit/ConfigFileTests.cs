@@ -410,8 +410,8 @@ public class ConfigFileTests
     [InlineData("datapth = \"user\"", "datapth = \"user\" in binding 1: unknown key datapth; did you mean datapath?")]
     [InlineData("busypoll = 5", "busypoll = 5 in binding 1: unknown key busypoll; did you mean busy-poll?")]
     [InlineData("real-dev = \"eth2\"", "real-dev = \"eth2\" in binding 1: unknown key real-dev; did you mean real?")]
-    [InlineData("colour = \"red\"", "colour = \"red\" in binding 1: unknown key colour; the keys are real, name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll and stats")]
-    [InlineData("\"\" = 1", "\"\" = 1 in binding 1: unknown key \"\"; the keys are real, name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll and stats")]
+    [InlineData("colour = \"red\"", "colour = \"red\" in binding 1: unknown key colour; the keys are real, name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll, stats, handler and handler-arg")]
+    [InlineData("\"\" = 1", "\"\" = 1 in binding 1: unknown key \"\"; the keys are real, name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll, stats, handler and handler-arg")]
     public void UnknownKey_DidYouMean(string line, string message)
         => Assert.Equal($"{File}:3: {message}", ErrorOnLine3(line));
 
@@ -596,7 +596,9 @@ public class ConfigFileTests
         => Assert.Equal($"{File}:3: {reason}", ErrorOnLine3(line));
 
     [Theory]
-    [InlineData("name = [\"a\", \"b\"]", "name in binding 1: an array is not supported in a virtnet config; give one value (and one [[binding]] table per binding)")]
+    [InlineData("name = [\"a\", \"b\"]", "name = [\"a\", \"b\"] in binding 1: name takes one value, not an array; give one value (and one [[binding]] table per binding)")]
+    [InlineData("handler = [\"a.dll\", 1]", "handler in binding 1: an array here holds strings in quotes only, like [\"a\", \"b\"]")]
+    [InlineData("handler = [\"a.dll\"", "handler in binding 1: the array has no closing ]; write it on one line, like [\"a\", \"b\"]")]
     [InlineData("name = { x = 1 }", "name in binding 1: an inline table is not supported in a virtnet config; give one value")]
     [InlineData("[binding]", "[binding]: a [table] header is not supported in a virtnet config; start each binding with [[binding]], in double brackets")]
     [InlineData("[defaults] # x", "[defaults]: a [table] header is not supported in a virtnet config; start each binding with [[binding]], in double brackets")]
@@ -677,5 +679,30 @@ public class ConfigFileTests
         {
             System.IO.File.Delete(path);
         }
+    }
+
+    /// <summary>The test plugin (tests/Virtnet.TestHandlers), as HandlerPluginTests finds it.</summary>
+    private static string Plugin => Path.Combine(Virtnet.Tests.Infrastructure.Repo.Root, "tests", "Virtnet.TestHandlers", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "virtnet-testhandlers.dll");
+
+    [Fact]
+    public void Handler_MadeWhenRead_UserDatapathChosen_ArgumentsInTheFingerprint()
+    {
+        var b = One($"real = \"eth1\"\nhandler = [\"{Plugin}:DropPings\"]\nhandler-arg = [\"reason=one\"]");
+        Assert.Equal("DropPings", Assert.Single(b.Options.Handlers).GetType().Name);
+        Assert.Equal(Virtnet.Datapaths.DatapathKind.User, b.Options.Datapath);
+        var other = One($"real = \"eth1\"\nhandler = \"{Plugin}:DropPings\"\nhandler-arg = \"reason=two\"");
+        Assert.NotEqual(b.Fingerprint, other.Fingerprint);
+        Assert.Equal(b.Fingerprint, One($"real = \"eth1\"\nhandler = '{Plugin}:DropPings'\nhandler-arg = ['reason=one', ]").Fingerprint);
+    }
+
+    [Fact]
+    public void Handler_ThatCannotBeLoaded_RefusedWithFileAndLine()
+    {
+        Assert.Equal(
+            $"{File}:3: handler = \"/nonexistent/h.dll\" in binding 1: /nonexistent/h.dll: /nonexistent/h.dll: no such file; give the path of a .NET assembly (.dll) with a class that implements Virtnet.Datapaths.IFrameHandler",
+            ErrorOnLine3("handler = \"/nonexistent/h.dll\""));
+        Assert.Equal(
+            $"{File}:1: binding 1 has handler-arg but no handler; add handler = [\"PATH.dll\"] under its [[binding]] line",
+            Error("[[binding]]\nreal = \"eth1\"\nhandler-arg = \"a=b\"\n"));
     }
 }
