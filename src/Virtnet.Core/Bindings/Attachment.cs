@@ -411,11 +411,37 @@ public sealed class Attachment : IDisposable
         rtnl.DeleteLink(stale.Index);
     }
 
+    /// <summary>The virtual device's MTU changed, following the real device's: its new MTU. Raised on the thread that runs <see cref="Run(CancellationToken, Action{string}?)"/>.</summary>
+    public event Action<int>? MtuChanged;
+
+    /// <summary>The real device's carrier changed, and the virtual device's with it: on (true) or off.</summary>
+    public event Action<bool>? CarrierChanged;
+
+    /// <summary>The virtual device's MAC changed, following the real device's (passthru with an inherited MAC): the new one.</summary>
+    public event Action<byte[]>? MacChanged;
+
+    /// <summary>The real device was renamed: its new name (the binding follows it).</summary>
+    public event Action<string>? RealDeviceRenamed;
+
+    /// <summary>The real device was removed: the binding ends (<see cref="Run(CancellationToken, Action{string}?)"/> returns why).</summary>
+    public event Action? RealDeviceRemoved;
+
     /// <summary>
     /// Follows the real device (MTU, carrier, removal) until <paramref name="cancellation"/> fires. Returns null
     /// on a requested stop, or a sentence saying why the binding cannot go on.
     /// </summary>
     public string? Run(CancellationToken cancellation, Action<string>? log = null) => Run(LinkMonitor.Open(), cancellation, log);
+
+    /// <summary>
+    /// <see cref="Run(CancellationToken, Action{string}?)"/> on a thread of its own (it blocks on the kernel's link
+    /// notifications): completes with null when <paramref name="cancellation"/> stopped it, or with why the binding
+    /// could not go on. The events are raised on that thread.
+    /// </summary>
+    public Task<string?> RunAsync(CancellationToken cancellation, Action<string>? log = null)
+    {
+        var subscription = LinkMonitor.Open();
+        return Task.Factory.StartNew(() => Run(subscription, cancellation, log), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
 
     /// <summary>
     /// <see cref="Run(CancellationToken, Action{string}?)"/> with a subscription opened earlier (before the ready
@@ -497,6 +523,7 @@ public sealed class Attachment : IDisposable
         var change = _real.Update(link);
         if ((change & RealDeviceChange.Gone) != 0)
         {
+            RealDeviceRemoved?.Invoke();
             return $"{RealName} disappeared";
         }
 
@@ -504,6 +531,7 @@ public sealed class Attachment : IDisposable
         {
             _virtual.SetAlias(_rtnl, $"{AliasPrefix}: bound to {RealName}");
             log?.Invoke($"{VirtualName}: {oldName} is now called {RealName} (following it)");
+            RealDeviceRenamed?.Invoke(RealName);
         }
 
         int mtu = _virtual.MtuFor(_real.Mtu);
@@ -520,6 +548,7 @@ public sealed class Attachment : IDisposable
             _virtual.SetMtu(_rtnl, mtu, _mtu);
             log?.Invoke($"{VirtualName}: mtu {_mtu} -> {mtu} (following {RealName})");
             _mtu = mtu;
+            MtuChanged?.Invoke(mtu);
         }
 
         bool carrier = _real.Carrier;
@@ -528,6 +557,7 @@ public sealed class Attachment : IDisposable
             _virtual.SetCarrier(_rtnl, carrier);
             log?.Invoke($"{VirtualName}: carrier {(carrier ? "on" : "off")} (following {RealName})");
             _carrier = carrier;
+            CarrierChanged?.Invoke(carrier);
         }
 
         if ((change & RealDeviceChange.Mac) != 0 && _port is not null)
@@ -561,6 +591,7 @@ public sealed class Attachment : IDisposable
 
             Ports = [Ports[0] with { Mac = mac }];
             log?.Invoke($"{VirtualName}: mac {FormatMac(mac)} (following {RealName})");
+            MacChanged?.Invoke((byte[])mac.Clone());
         }
 
         return null;
