@@ -31,6 +31,12 @@ public readonly record struct DatapathCounters(DirectionCounters Ingress, Direct
     /// <summary>The drops of both directions by cause (non-zero ones); per direction they add up to its Drops.</summary>
     public IReadOnlyList<DropCount> DropCauses { get; init; } = [];
 
+    /// <summary>User datapath: frames handlers sent with <see cref="Frame.Emit"/> or <see cref="Frame.EmitCopy"/> (not in the directions' counts).</summary>
+    public ulong HandlerEmitted { get; init; }
+
+    /// <summary>User datapath: emits that could not be sent (no such port, the port would not take it).</summary>
+    public ulong HandlerEmitFailed { get; init; }
+
     /// <summary>User datapath: the frames handlers dropped (<see cref="DropCause.Handler"/>), by the handler's own reason (<see cref="Frame.DropReason"/>).</summary>
     public IReadOnlyList<HandlerReasonCount> HandlerReasons { get; init; } = [];
 

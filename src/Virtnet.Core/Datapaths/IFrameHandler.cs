@@ -18,4 +18,13 @@ public interface IFrameHandler
     /// goes on. true: the binding stops, its run ending with the exception's message.
     /// </summary>
     bool StopOnFault => false;
+
+    /// <summary>
+    /// Called once before the first frame, with the binding's ports, MTU and number of forwarders (for lock-free
+    /// per-forwarder state, indexed by <see cref="Frame.Forwarder"/>). An exception here fails the binding's setup.
+    /// </summary>
+    /// <param name="context">What the handler may want to know; keep it if needed later.</param>
+    void OnStart(HandlerContext context)
+    {
+    }
 }

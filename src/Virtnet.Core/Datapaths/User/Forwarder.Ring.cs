@@ -52,8 +52,10 @@ internal sealed unsafe partial class Forwarder
 
             byte* p = mac - VirtioNetHdr.Size;
             int n = length + VirtioNetHdr.Size;
-            var frame = new Frame(new Span<byte>(p, n), Direction.Ingress);
+            var frame = new Frame(new Span<byte>(p, (int)(slot + PacketRing.SlotSize - p)), n, Direction.Ingress, this, _index);
             int output = Pipeline.Decide(_handlers, ref frame, FirstVirtualPort, _ports.Length, ref _ingress.HandlerDrops, Faults, ref _ingress.HandlerFaults);
+            n = frame.Raw.Length; // a handler may have changed its length
+            length = n - VirtioNetHdr.Size;
             if (output < 0)
             {
                 if (output != Pipeline.Consumed)

@@ -16,7 +16,7 @@ using Virtnet.Native;
 
 namespace Virtnet.Datapaths.User;
 
-internal sealed unsafe partial class Forwarder
+internal sealed unsafe partial class Forwarder : IFrameEmitter
 {
     /// <summary>The real side's port: frames written here leave through the real device.</summary>
     public const int RealPort = 0;
@@ -38,6 +38,11 @@ internal sealed unsafe partial class Forwarder
     // collected once the JIT saw the local's last use (the pointer taken from it lives on), and the POH
     // reused its memory while frames were still read into it (docs/kernel-notes.md, "A pinned array needs a root").
     private readonly byte[] _buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
+
+    // Where Frame.Emit builds a new frame (a zeroed virtio header, then the handler's bytes): a field, as above.
+    private readonly byte[] _emitBuffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
+    private long _emitted;
+    private long _emitFailed;
 
     private readonly PacketRing? _ring;
     private readonly FileDescriptor[] _ports;
@@ -121,11 +126,55 @@ internal sealed unsafe partial class Forwarder
     /// <summary>The exceptions this forwarder's handlers threw, for the binding's log.</summary>
     public HandlerFaults Faults { get; }
 
+    /// <summary>What the handlers said through HandlerContext.Log (the first forwarder's holds the binding's), for the binding's log.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> HandlerLog { get; } = new();
+
     /// <summary>Where the frames dropped in managed code go while a capture asks for them (DropSink.cs); null: nowhere.</summary>
     public DropSink? DropSink
     {
         get => _dropSink;
         set => _dropSink = value;
+    }
+
+    /// <summary>Frames handlers sent with Frame.Emit or EmitCopy, and those that could not be sent.</summary>
+    public (ulong Emitted, ulong Failed) ReadEmitted() => ((ulong)Volatile.Read(ref _emitted), (ulong)Volatile.Read(ref _emitFailed));
+
+    int IFrameEmitter.PortCount => _ports.Length;
+
+    bool IFrameEmitter.Emit(int port, ReadOnlySpan<byte> bytes, bool withHeader)
+    {
+        if ((uint)port >= (uint)_ports.Length || bytes.Length == 0 || bytes.Length > BufferSize - VirtioNetHdr.Size)
+        {
+            _emitFailed++;
+            return false;
+        }
+
+        Errno result;
+        if (withHeader)
+        {
+            fixed (byte* b = bytes)
+            {
+                result = TapDevice.Write(_ports[port].Fd, b, bytes.Length);
+            }
+        }
+        else
+        {
+            fixed (byte* e = _emitBuffer)
+            {
+                new Span<byte>(e, VirtioNetHdr.Size).Clear();
+                bytes.CopyTo(new Span<byte>(e + VirtioNetHdr.Size, bytes.Length));
+                result = TapDevice.Write(_ports[port].Fd, e, VirtioNetHdr.Size + bytes.Length);
+            }
+        }
+
+        if (result != Errno.OK)
+        {
+            _emitFailed++;
+            return false;
+        }
+
+        _emitted++;
+        return true;
     }
 
     /// <summary>The handlers' own reasons for what they dropped, per direction.</summary>
@@ -318,8 +367,9 @@ internal sealed unsafe partial class Forwarder
                 continue;
             }
 
-            var frame = new Frame(new Span<byte>(p, n), direction);
+            var frame = new Frame(new Span<byte>(p, BufferSize), n, direction, this, _index);
             int output = Pipeline.Decide(_handlers, ref frame, defaultPort, _ports.Length, ref stats.HandlerDrops, Faults, ref stats.HandlerFaults);
+            n = frame.Raw.Length; // a handler may have changed its length
             if (output < 0)
             {
                 if (output != Pipeline.Consumed)

@@ -76,11 +76,41 @@ internal sealed class UserDatapath : IDatapath
 
     private long[]? _reportedAt;
 
+    /// <summary>Each handler's OnStart, once, before any frame: an exception fails the setup with its sentence.</summary>
+    private static void StartHandlers(DatapathSetup setup, IFrameHandler[] handlers, int forwarders, System.Collections.Concurrent.ConcurrentQueue<string> said)
+    {
+        if (handlers.Length == 0)
+        {
+            return;
+        }
+
+        HandlerPort[] ports = [new(0, setup.Real.Name, setup.Real.Mac.ToArray()), new(1, setup.Virtual.Name, setup.Virtual.Mac.ToArray())];
+        foreach (var handler in handlers)
+        {
+            string name = handler.GetType().Name;
+            var context = new HandlerContext(ports, setup.Real.Mtu, forwarders, line => said.Enqueue($"{setup.Virtual.Name}: handler {name}: {line}"));
+            try
+            {
+                handler.OnStart(context);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new VirtnetException(FailureKind.Unsuitable, "handler start", setup.Virtual.Name, $"{setup.Virtual.Name}: handler {name} failed to start: {e.GetType().Name}: {e.Message.TrimEnd('.')}", Errno.EINVAL);
+            }
+        }
+    }
+
     public IReadOnlyList<string> TakeHandlerReports()
     {
         if (_forwarders.Length == 0 || _forwarders[0].Faults.Handlers.Length == 0)
         {
             return [];
+        }
+
+        List<string>? said = null;
+        while (_forwarders[0].HandlerLog.TryDequeue(out var line))
+        {
+            (said ??= []).Add(line);
         }
 
         var handlers = _forwarders[0].Faults.Handlers;
@@ -111,6 +141,12 @@ internal sealed class UserDatapath : IDatapath
             _reportedAt[i] = now;
             string more = count > 1 ? $", and {count - 1} more times since" : "";
             (lines ??= []).Add($"handler {handlers[i].GetType().Name} threw {first.GetType().Name}: {first.Message}{more}; each such frame is dropped as 'handler fault' and forwarding goes on");
+        }
+
+        if (said is not null)
+        {
+            said.AddRange(lines ?? []);
+            return said;
         }
 
         return lines ?? (IReadOnlyList<string>)[];
@@ -357,6 +393,7 @@ internal sealed class UserDatapath : IDatapath
             forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched, outgoing: outgoing);
         }
 
+        StartHandlers(setup, handlers, rings.Length, forwarders[0].HandlerLog);
         return (stop, forwarders, batched);
     }
 
@@ -468,7 +505,12 @@ internal sealed class UserDatapath : IDatapath
             (Direction.Egress, DropCause.QueueFull, virtDropped),
             (Direction.Egress, DropCause.Handler, handlerOut),
             (Direction.Egress, DropCause.HandlerFault, faultOut),
-            (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut - faultOut)) with { HandlerReasons = handlerReasons };
+            (Direction.Egress, DropCause.SendFailed, egress.Drops - handlerOut - faultOut)) with
+            {
+                HandlerReasons = handlerReasons,
+                HandlerEmitted = _forwarders.Aggregate(0UL, (sum, f) => sum + f.ReadEmitted().Emitted),
+                HandlerEmitFailed = _forwarders.Aggregate(0UL, (sum, f) => sum + f.ReadEmitted().Failed),
+            };
     }
 
     public void OnMtuChanged(int mtu)
