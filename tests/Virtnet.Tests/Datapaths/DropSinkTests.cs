@@ -14,20 +14,6 @@ namespace Virtnet.Tests.Datapaths;
 
 public class DropSinkTests
 {
-    private sealed class DropEchoRequests : IFrameHandler
-    {
-        public Verdict OnFrame(ref Frame frame)
-        {
-            if (HandlerTests.IsIncomingEchoRequest(ref frame))
-            {
-                frame.DropReason = "no pings here";
-                return Verdict.Consumed;
-            }
-
-            return Verdict.Pass;
-        }
-    }
-
     private static List<(string Comment, int Length)> Read(DropSocket socket)
     {
         var got = new List<(string, int)>();
@@ -43,15 +29,12 @@ public class DropSinkTests
     public void HandlerDrops_ReachTheCaptureWithTheirReason_UntilStopped()
     {
         Root.Require();
-        using var a = new TestNetns("dsa");
-        using var b = new TestNetns("dsb");
-        TestNetns.AddVeth(a, "va", b, "vb");
-        a.Exec("ip", "link", "set", "va", "up");
-        b.Exec("ip", "link", "set", "vb", "up");
-        b.Exec("ip", "addr", "add", "10.200.68.2/24", "dev", "vb");
+        var (a, b) = TestNetns.Pair("ds", "10.200.68.2/24");
+        using var disposeA = a;
+        using var disposeB = b;
         string dir = Directory.CreateTempSubdirectory("virtnet-drops-").FullName;
         using var ns = NetNamespace.Open(a.Path);
-        var attachment = ns.Run(() => Attachment.Create(new AttachOptions { RealDevice = "va", Name = "vdsink0", Datapath = DatapathKind.User, Handlers = [new DropEchoRequests()] }));
+        var attachment = ns.Run(() => Attachment.Create(new AttachOptions { RealDevice = "va", Name = "vdsink0", Datapath = DatapathKind.User, Handlers = [new MeterTests.DropEchoRequests("no pings here")] }));
         try
         {
             a.Exec("ip", "addr", "add", "10.200.68.1/24", "dev", "vdsink0");

@@ -85,12 +85,9 @@ public class EmitTests
     public void Responder_AnswersArpAndPing_WithNewAndRewrittenFrames()
     {
         Root.Require();
-        using var a = new TestNetns("ema");
-        using var b = new TestNetns("emb");
-        TestNetns.AddVeth(a, "va", b, "vb");
-        a.Exec("ip", "link", "set", "va", "up");
-        b.Exec("ip", "link", "set", "vb", "up");
-        b.Exec("ip", "addr", "add", "10.200.70.2/24", "dev", "vb");
+        var (a, b) = TestNetns.Pair("em", "10.200.70.2/24");
+        using var disposeA = a;
+        using var disposeB = b;
         var responder = new Responder();
         using var ns = NetNamespace.Open(a.Path);
         var attachment = ns.Run(() => Attachment.Create(new AttachOptions { RealDevice = "va", Name = "vresp0", Datapath = DatapathKind.User, Handlers = [responder] }));

@@ -15,11 +15,9 @@ public class EventsTests
     public void Events_MtuCarrierRenameRemoval_AndRunAsyncEnds()
     {
         Root.Require();
-        using var a = new TestNetns("eva");
-        using var b = new TestNetns("evb");
-        TestNetns.AddVeth(a, "va", b, "vb");
-        a.Exec("ip", "link", "set", "va", "up");
-        b.Exec("ip", "link", "set", "vb", "up");
+        var (a, b) = TestNetns.Pair("ev");
+        using var disposeA = a;
+        using var disposeB = b;
         using var ns = NetNamespace.Open(a.Path);
         var attachment = ns.Run(() => Attachment.Create(new AttachOptions { RealDevice = "va", Name = "vevents0" }));
         var seen = new BlockingCollection<string>();

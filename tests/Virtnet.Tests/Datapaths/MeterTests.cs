@@ -11,13 +11,14 @@ namespace Virtnet.Tests.Datapaths;
 
 public class MeterTests
 {
-    private sealed class DropEchoRequests : IFrameHandler
+    /// <summary>Drops the echo requests that come in, with <paramref name="reason"/>.</summary>
+    internal sealed class DropEchoRequests(string reason = "echo request") : IFrameHandler
     {
         public Verdict OnFrame(ref Frame frame)
         {
             if (HandlerTests.IsIncomingEchoRequest(ref frame))
             {
-                frame.DropReason = "echo request";
+                frame.DropReason = reason;
                 return Verdict.Consumed;
             }
 

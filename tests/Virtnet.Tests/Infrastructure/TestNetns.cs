@@ -21,6 +21,35 @@ public sealed class TestNetns : IDisposable
     public static void AddVeth(TestNetns ns1, string name1, TestNetns ns2, string name2)
         => Run.Checked("ip", "link", "add", name1, "netns", ns1.Name, "type", "veth", "peer", "name", name2, "netns", ns2.Name);
 
+    /// <summary>
+    /// Two namespaces joined by a veth pair, both ends up: "va" in the first, "vb" in the second, with
+    /// <paramref name="addressB"/> (CIDR) on vb when given. The usual start of an in-process binding test.
+    /// </summary>
+    public static (TestNetns A, TestNetns B) Pair(string tag, string? addressB = null)
+    {
+        var a = new TestNetns($"{tag}a");
+        TestNetns? b = null;
+        try
+        {
+            b = new TestNetns($"{tag}b");
+            AddVeth(a, "va", b, "vb");
+            a.Exec("ip", "link", "set", "va", "up");
+            b.Exec("ip", "link", "set", "vb", "up");
+            if (addressB is not null)
+            {
+                b.Exec("ip", "addr", "add", addressB, "dev", "vb");
+            }
+
+            return (a, b);
+        }
+        catch
+        {
+            b?.Dispose();
+            a.Dispose();
+            throw;
+        }
+    }
+
     public RunResult Try(params string[] args) => Run.Command("ip", ["netns", "exec", Name, .. args]);
 
     public RunResult Try(TimeSpan timeout, params string[] args) => Run.Command(timeout, "ip", ["netns", "exec", Name, .. args]);
