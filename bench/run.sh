@@ -172,7 +172,9 @@ softnet_drops() {
 }
 
 nft_delivered() { # ns -> packets counted by the test-frame rule
-  ip netns exec "$1" nft list chain inet vnb pre 2>/dev/null | awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") {print $(i + 1); exit}}' | { read -r n || true; echo "${n:-0}"; }
+  # awk reads to the end (no early exit): nft writing into a closed pipe dies of SIGPIPE, which pipefail and set -e
+  # turn into the end of the whole run (seen with nftables 1.1).
+  ip netns exec "$1" nft list chain inet vnb pre 2>/dev/null | awk '/counter packets/ && !done {for (i = 1; i < NF; i++) if ($i == "packets") {print $(i + 1); done = 1; break}}' | { read -r n || true; echo "${n:-0}"; }
 }
 
 snapshot() { # gen host vnpid -> JSON (the receiving side is $rxns; a kernel-ns lab's virtnet0 lives in $cont)

@@ -40,7 +40,8 @@ internal static class TcpTransfer
     /// first. Every blocking step gives up after <paramref name="timeout"/>. Never throws for network failures:
     /// they come back in <see cref="TransferResult.Error"/>.
     /// </summary>
-    public static TransferResult Run(NetNamespace serverNs, IPAddress serverAddress, NetNamespace clientNs, TimeSpan duration, long maxBytes, TimeSpan timeout)
+    /// <param name="connectTo">Where the client connects, when not <paramref name="serverAddress"/> (an address translated on the way).</param>
+    public static TransferResult Run(NetNamespace serverNs, IPAddress serverAddress, NetNamespace clientNs, TimeSpan duration, long maxBytes, TimeSpan timeout, IPAddress? connectTo = null)
     {
         RuntimeThreads.Start();
         using var listener = serverNs.Run(() =>
@@ -58,7 +59,7 @@ internal static class TcpTransfer
                 throw;
             }
         });
-        var endpoint = new IPEndPoint(serverAddress, ((IPEndPoint)listener.LocalEndPoint!).Port);
+        var endpoint = new IPEndPoint(connectTo ?? serverAddress, ((IPEndPoint)listener.LocalEndPoint!).Port);
         using var client = clientNs.Run(() => new Socket(serverAddress.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
 
         var receiver = new Receiver(listener, timeout);
