@@ -47,7 +47,10 @@ usage: sudo bench/run.sh [options]
                      filter it does not match, measured on va's own stack (compare with direct); mirror: a
                      --mirror binding on va, measured on va's own stack (its copies in the virtnet columns);
                      BASE-capture: the passthru (BASE kernel or user) while `virtnet capture` records its
-                     virtual-in (to /dev/null); BASE-metrics: with --metrics, scraped by curl every second
+                     virtual-in (to /dev/null); BASE-metrics: with --metrics, scraped by curl every second;
+                     user-samples: the user passthru with the ProtocolCounter, Nat and RateLimiter samples chained
+                     (NAT addresses the lab does not use, a rate far above the flood: every frame is parsed, none
+                     changed or dropped)
   --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
   --out FILE         where to write the JSON (default bench/results/latest.json)
   --table FILE       print the table of an existing results file and exit
@@ -85,12 +88,12 @@ done
 for c in $configs; do
   case "$c" in
     direct|macvlan|kernel|kernel-ns|user|kernel-filter10|kernel-nomatch10|mirror) ;;
-    kernel-capture|user-capture|kernel-metrics|user-metrics) ;;
+    kernel-capture|user-capture|kernel-metrics|user-metrics|user-samples) ;;
     kernel-chain[0-9]*) [[ "$c" =~ ^kernel-chain([0-9]+)$ ]] || die "unknown configuration '$c'" ;;
     kernel-bridge[0-9]*|user-bridge[0-9]*|macvlan-bridge[0-9]*)
       [[ "$c" =~ ^(kernel|user|macvlan)-bridge([0-9]+)(-bcast)?$ ]] && [ "${BASH_REMATCH[2]}" -ge 1 ] && [ "${BASH_REMATCH[2]}" -le 64 ] \
         || die "unknown configuration '$c'; a shared one is kernel-bridgeN, user-bridgeN or macvlan-bridgeN (N 1-64), optionally ending in -bcast" ;;
-    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, kernel-filter10, kernel-nomatch10, mirror, kernel-capture, user-capture, kernel-metrics, user-metrics, or BASE-bridgeN[-bcast]" ;;
+    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, kernel-filter10, kernel-nomatch10, mirror, kernel-capture, user-capture, kernel-metrics, user-metrics, user-samples, or BASE-bridgeN[-bcast]" ;;
   esac
 done
 [[ " $configs " == *" direct "* ]] || die "the direct configuration is the reference for every ratio; keep it in --configs"
@@ -312,6 +315,15 @@ setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 
       ip netns exec "$host" sh -c 'while :; do curl -s -o /dev/null http://127.0.0.1:9464/metrics; sleep 1; done' >/dev/null 2>&1 &
       local spid=$!; our_pids+=("$spid"); extra_pids+=("$spid")
       rxdev=virtnet0 ;;
+    user-samples)
+      # Three handlers from samples/, chained: each frame is classified, checked for NAT (10.201.0.0/16 is not the
+      # lab's: nothing is rewritten) and paid for by a token bucket whose rate no flood reaches.
+      start_virtnet user \
+        --handler "$repo/samples/ProtocolCounter/bin/Release/net10.0/ProtocolCounter.dll" \
+        --handler "$repo/samples/Nat/bin/Release/net10.0/Nat.dll" --handler-arg inside=10.201.0.1 --handler-arg outside=10.201.0.2 \
+        --handler "$repo/samples/RateLimiter/bin/Release/net10.0/RateLimiter.dll" --handler-arg rate=1000000000 --handler-arg burst=1000000000 \
+        || return 1
+      rxdev=virtnet0 ;;
     kernel-chain*)
       # The alternative design: the kernel passthru program behind N-1 per-binding programs that do not match.
       local n="${1#kernel-chain}"
@@ -531,6 +543,13 @@ main() {
   if [[ "$configs" == *kernel* || "$configs" == *user* ]]; then
     log "building virtnet (outside the namespaces)"
     "$repo/virtnet" --help >/dev/null || die "./virtnet does not build"
+  fi
+  if [[ " $configs " == *" user-samples "* ]]; then
+    log "building the samples (outside the namespaces)"
+    for sample in ProtocolCounter Nat RateLimiter; do
+      dotnet build "$repo/samples/$sample/$sample.csproj" -c Release -nologo -v quiet >"$work/samples-build.log" 2>&1 \
+        || die "samples/$sample does not build: $(grep -m3 error "$work/samples-build.log")"
+    done
   fi
   log "building the frame generator (outside the namespaces)"
   dotnet build "$repo/bench/Virtnet.Flood/Virtnet.Flood.csproj" -c Release -o "$repo/.build/flood" -nologo -v quiet >"$work/flood-build.log" 2>&1 \

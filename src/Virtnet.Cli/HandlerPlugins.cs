@@ -2,7 +2,8 @@
 // loaded into an AssemblyLoadContext of its own, with its own dependencies (its .deps.json, through an
 // AssemblyDependencyResolver), except Virtnet.Core, which it shares with virtnet so that its IFrameHandler is
 // virtnet's. A handler is a public, non-abstract class implementing IFrameHandler, made with a constructor that
-// takes the --handler-arg pairs (IReadOnlyDictionary<string, string>) or with a parameterless one.
+// takes the --handler-arg pairs (IReadOnlyDictionary<string, string>) or with a parameterless one. The pairs are the
+// whole pipeline's: each handler that takes them gets them all.
 //
 // Everything is checked, and every handler made, before any device is: a bad path, a file that is not an assembly,
 // a missing type or one that is not a handler is one sentence, exit 1, nothing created. A Native AOT build cannot
@@ -32,7 +33,18 @@ internal static class HandlerPlugins
             throw new HandlerLoadException("this virtnet is a Native AOT build, which cannot load handler assemblies; run the JIT build (./virtnet, or dotnet virtnet.dll) to use --handler");
         }
 
-        return specs.Select(spec => LoadOne(spec, args)).ToArray();
+        // The pairs are the pipeline's: every handler with a constructor that takes them gets them all (a chain of
+        // plugins shares one set of keys); a handler without one is made without them. Pairs no handler takes are refused.
+        var made = specs.Select(spec => LoadOne(spec, args)).ToArray();
+        if (args.Count > 0 && !made.Any(m => m.TookArgs))
+        {
+            string which = specs.Count == 1
+                ? $"{made[0].Handler.GetType().FullName} takes no arguments (it has no constructor with IReadOnlyDictionary<string, string>)"
+                : "none of the handlers takes arguments (none has a constructor with IReadOnlyDictionary<string, string>)";
+            throw new HandlerLoadException($"--handler-arg {args.Keys.First()}=...: {which}; leave --handler-arg out");
+        }
+
+        return made.Select(m => m.Handler).ToArray();
     }
 
     /// <summary>KEY=VALUE pairs of --handler-arg; a later KEY wins.</summary>
@@ -67,7 +79,7 @@ internal static class HandlerPlugins
     [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "As above.")]
     [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "As above.")]
     [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Never reached in a Native AOT build (checked in Load).")]
-    private static IFrameHandler LoadOne(string spec, IReadOnlyDictionary<string, string> args)
+    private static (IFrameHandler Handler, bool TookArgs) LoadOne(string spec, IReadOnlyDictionary<string, string> args)
     {
         var (path, typeName) = Split(spec);
         string full = Path.GetFullPath(path);
@@ -126,14 +138,12 @@ internal static class HandlerPlugins
             var withArgs = type.GetConstructor([typeof(IReadOnlyDictionary<string, string>)]);
             if (withArgs is not null)
             {
-                return (IFrameHandler)withArgs.Invoke([args]);
+                return ((IFrameHandler)withArgs.Invoke([args]), true);
             }
 
             if (type.GetConstructor(Type.EmptyTypes) is { } plain)
             {
-                return args.Count == 0
-                    ? (IFrameHandler)plain.Invoke([])
-                    : throw new HandlerLoadException($"--handler {spec}: {type.FullName} takes no arguments (no constructor with IReadOnlyDictionary<string, string>), but --handler-arg gave some");
+                return ((IFrameHandler)plain.Invoke([]), false);
             }
 
             throw new HandlerLoadException($"--handler {spec}: {type.FullName} has no public constructor virtnet can call: give it one with no parameters, or one that takes IReadOnlyDictionary<string, string> (the --handler-arg pairs)");

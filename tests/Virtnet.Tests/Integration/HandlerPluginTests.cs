@@ -31,7 +31,8 @@ public class HandlerPluginTests(ITestOutputHelper output)
         Skip.If(!File.Exists("/usr/bin/tshark"), "tshark is not installed (.ci/run installs it)");
         Assert.True(File.Exists(Plugin), $"{Plugin} was not built");
         using var lab = Lab.Create("hp", X, output);
-        var binding = lab.Attach("user", "--handler", $"{Plugin}:Virtnet.TestHandlers.DropPings", "--handler-arg", "reason=blocked by test");
+        // A chain: a handler that takes the arguments, then one that takes none (it is made without them).
+        var binding = lab.Attach("user", "--handler", $"{Plugin}:Virtnet.TestHandlers.DropPings", "--handler", $"{Plugin}:PassAll", "--handler-arg", "reason=blocked by test");
         lab.AddressVirtual();
         Net.AssertPing(lab.A, lab.A4, lab.B4, count: 2); // out and back: requests go out, replies come in
 
@@ -100,7 +101,8 @@ public class HandlerPluginTests(ITestOutputHelper output)
             Refused(1, "has 2 handlers (Virtnet.TestHandlers.DropPings, Virtnet.TestHandlers.PassAll); name one as", "--handler", Plugin);
             Refused(1, "has no public type Nope; its handlers: Virtnet.TestHandlers.DropPings, Virtnet.TestHandlers.PassAll", "--handler", $"{Plugin}:Nope");
             Refused(1, "Virtnet.TestHandlers.NotAHandler is not a handler", "--handler", $"{Plugin}:NotAHandler");
-            Refused(1, "Virtnet.TestHandlers.PassAll takes no arguments", "--handler", $"{Plugin}:PassAll", "--handler-arg", "a=b");
+            Refused(1, "--handler-arg a=...: Virtnet.TestHandlers.PassAll takes no arguments", "--handler", $"{Plugin}:PassAll", "--handler-arg", "a=b");
+            Refused(1, "--handler-arg a=...: none of the handlers takes arguments", "--handler", $"{Plugin}:PassAll", "--handler", $"{Plugin}:PassAll", "--handler-arg", "a=b");
             Refused(2, "--handler-arg without --handler", "--handler-arg", "a=b");
             Refused(2, "--handler-arg 'ab': give KEY=VALUE", "--handler", $"{Plugin}:PassAll", "--handler-arg", "ab");
             Refused(1, "run on the user datapath only, and this binding's is the kernel one", "--handler", $"{Plugin}:PassAll", "--datapath", "kernel");
