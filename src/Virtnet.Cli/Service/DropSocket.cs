@@ -13,9 +13,6 @@ namespace Virtnet.Cli.Service;
 
 internal sealed unsafe class DropSocket : IDisposable
 {
-    private const int AF_UNIX = 1;
-    private const int SOCK_DGRAM = 2;
-
     private readonly FileDescriptor _fd;
     private readonly byte[] _buffer = GC.AllocateArray<byte>(DropSink.HeaderSize + DropSink.MaxReason + DropSink.MaxFrame + 64, pinned: true);
     private readonly string _ingressDevice;
@@ -44,20 +41,10 @@ internal sealed unsafe class DropSocket : IDisposable
     public static DropSocket Bind(string directory, string ingressDevice, string egressDevice)
     {
         string path = System.IO.Path.Combine(directory, $"{Environment.ProcessId}.drops");
-        var fd = FileDescriptor.FromResult(Libc.socket(AF_UNIX, SOCK_DGRAM | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0), "socket(AF_UNIX)", path);
+        File.Delete(path);
+        var fd = DropSink.Datagram(path, bind: true);
         try
         {
-            File.Delete(path);
-            var bytes = Encoding.UTF8.GetBytes(path);
-            byte* address = stackalloc byte[110];
-            new Span<byte>(address, 110).Clear();
-            *(ushort*)address = AF_UNIX;
-            bytes.AsSpan(0, Math.Min(bytes.Length, 107)).CopyTo(new Span<byte>(address + 2, 108));
-            if (Libc.bind(fd.Fd, address, 2 + bytes.Length + 1) != 0)
-            {
-                VirtnetException.ThrowLastError("bind(AF_UNIX)", path);
-            }
-
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             int size = 8 << 20;
             if (Libc.setsockopt(fd.Fd, Libc.SOL_SOCKET, Libc.SO_RCVBUFFORCE, &size, sizeof(int)) != 0)

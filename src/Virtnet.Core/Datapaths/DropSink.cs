@@ -47,27 +47,35 @@ internal sealed unsafe class DropSink : IDisposable
     public int Lost => Volatile.Read(ref _lost);
 
     /// <summary>A datagram socket connected to the capture's socket at <paramref name="path"/>.</summary>
-    public static DropSink Connect(string path)
+    public static DropSink Connect(string path) => new(Datagram(path, bind: false), path);
+
+    /// <summary>
+    /// A non-blocking Unix datagram socket connected to <paramref name="path"/>, or bound there with
+    /// <paramref name="bind"/> (the capture's end, DropSocket in the CLI).
+    /// </summary>
+    internal static FileDescriptor Datagram(string path, bool bind)
     {
+        var bytes = Encoding.UTF8.GetBytes(path);
+        if (bytes.Length > 107)
+        {
+            throw new VirtnetException(FailureKind.InvalidName, bind ? "bind" : "connect", path, $"{path}: too long for a Unix socket path (108 bytes)", Errno.ENAMETOOLONG);
+        }
+
         var fd = FileDescriptor.FromResult(Libc.socket(AF_UNIX, SOCK_DGRAM | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0), "socket(AF_UNIX)", path);
         try
         {
-            var bytes = Encoding.UTF8.GetBytes(path);
-            if (bytes.Length > 107)
-            {
-                throw new VirtnetException(FailureKind.InvalidName, "connect", path, $"{path}: too long for a Unix socket path (108 bytes)", Errno.ENAMETOOLONG);
-            }
-
+            // struct sockaddr_un: the family, then the path, NUL-terminated.
             byte* address = stackalloc byte[110];
             new Span<byte>(address, 110).Clear();
             *(ushort*)address = AF_UNIX;
             bytes.CopyTo(new Span<byte>(address + 2, 108));
-            if (Libc.connect(fd.Fd, address, 2 + bytes.Length + 1) != 0)
+            int length = 2 + bytes.Length + 1;
+            if ((bind ? Libc.bind(fd.Fd, address, length) : Libc.connect(fd.Fd, address, length)) != 0)
             {
-                VirtnetException.ThrowLastError("connect(AF_UNIX)", path);
+                VirtnetException.ThrowLastError(bind ? "bind(AF_UNIX)" : "connect(AF_UNIX)", path);
             }
 
-            return new DropSink(fd, path);
+            return fd;
         }
         catch
         {

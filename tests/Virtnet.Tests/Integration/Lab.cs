@@ -112,17 +112,29 @@ internal sealed class Lab : IDisposable
 
     public void Dispose()
     {
-        foreach (var p in _processes)
+        // The namespaces go whatever happens to the processes: a throw here once left two labs' behind.
+        try
         {
-            if (!p.HasExited)
+            foreach (var p in _processes)
             {
-                _log?.WriteLine($"[{A.Name}] test over, SIGKILL to the attach; its output: {p.Describe()}");
+                if (!p.HasExited)
+                {
+                    _log?.WriteLine($"[{A.Name}] test over, SIGKILL to the attach; its output: {p.Describe()}");
+                }
+
+                p.Dispose();
             }
-
-            p.Dispose();
         }
-
-        B.Dispose();
-        A.Dispose();
+        finally
+        {
+            try
+            {
+                B.Dispose();
+            }
+            finally
+            {
+                A.Dispose();
+            }
+        }
     }
 }

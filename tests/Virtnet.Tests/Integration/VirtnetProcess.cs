@@ -55,7 +55,21 @@ internal sealed class VirtnetProcess : IDisposable
         }
     }
 
-    public bool HasExited => _process.HasExited;
+    /// <summary>Whether it has ended; true once disposed (a test may dispose a process its lab also holds).</summary>
+    public bool HasExited
+    {
+        get
+        {
+            try
+            {
+                return _process.HasExited;
+            }
+            catch (InvalidOperationException)
+            {
+                return true; // disposed: "No process is associated with this object"
+            }
+        }
+    }
 
     public int ExitCode => _process.ExitCode;
 
