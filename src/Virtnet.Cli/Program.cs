@@ -114,9 +114,10 @@ internal static class Cli
         var metrics = new Option<string?>("--metrics") { Description = "serve the binding's counters (and the process's CPU and memory) for Prometheus at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9464" };
         var handler = new Option<string[]>("--handler") { Description = "run every frame through this C# handler: PATH.dll, or PATH.dll:TYPE when the assembly has several (repeat for a pipeline, in order); implies --datapath user" };
         var handlerArg = new Option<string[]>("--handler-arg") { Description = "KEY=VALUE for the handlers' constructor (IReadOnlyDictionary<string, string>); repeat for more" };
+        var extraDevice = new Option<string[]>("--extra-device") { Description = "user datapath: one more virtual device for the binding, port 2, 3, ... in the order given (repeat for more); it gets only what a handler sends it, and what it sends goes out through the real device unless a handler says otherwise" };
         var command = new Command("attach", "Create a virtual device bound to <real-dev>; runs in the foreground until SIGINT or SIGTERM, then removes everything it made.")
         {
-            real, name, mode, mac, vlan, filter, mirror, datapath, netns, busyPoll, stats, metrics, handler, handlerArg,
+            real, name, mode, mac, vlan, filter, mirror, datapath, netns, busyPoll, stats, metrics, handler, handlerArg, extraDevice,
         };
         command.SetAction(parse =>
         {
@@ -145,6 +146,7 @@ internal static class Cli
                 }
                 options = options with
                 {
+                    ExtraDevices = CheckExtraDevices(options, parse.GetValue(extraDevice) ?? [], "--extra-device"),
                     Filter = parse.GetValue(filter) is { } expression ? Filters.PacketFilter.Parse(expression) : null,
                     Mirror = parse.GetResult(mirror) is null ? MirrorDirections.None : ParseMirror(parse.GetValue(mirror)),
                 };
@@ -250,6 +252,42 @@ internal static class Cli
             BusyPoll = busyPollMicroseconds is { } us ? TimeSpan.FromMicroseconds(us) : null,
             Netns = ParseNetns(netns),
         };
+    }
+
+    /// <summary>
+    /// The further devices of --extra-device (and of a config file's extra-device key): on the user datapath only,
+    /// each a valid name, none twice; <paramref name="given"/> names the option in the sentence.
+    /// </summary>
+    internal static string[] CheckExtraDevices(AttachOptions options, string[] names, string given)
+    {
+        if (names.Length == 0)
+        {
+            return names;
+        }
+
+        if (options.Datapath == DatapathKind.Kernel)
+        {
+            throw new UsageException($"{given} {names[0]}: further devices get frames from handlers, which run on the user datapath; add --datapath user or a --handler");
+        }
+
+        foreach (var n in names)
+        {
+            try
+            {
+                Devices.DeviceName.Validate(n);
+            }
+            catch (VirtnetException e)
+            {
+                throw new UsageException($"{given} {n}: {e.Message}; choose another name");
+            }
+        }
+
+        if (names.Prepend(options.Name).GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        {
+            throw new UsageException($"{given} {twice.Key}: the binding already has a device of that name; give each device a name of its own");
+        }
+
+        return names;
     }
 
     /// <summary>The mode of --mode (and of a config file's mode key), with macvlan's names.</summary>
@@ -397,7 +435,10 @@ internal static class Cli
         string mode = attachment.Mode == BindingMode.Passthru && attachment.Vlan == 0 ? ""
             : $", mode {attachment.Mode.ToString().ToLowerInvariant()}{(attachment.Vlan != 0 ? $" vlan {attachment.Vlan}" : "")}";
         string filter = attachment.Filter is { } f ? $", filter '{f}'" : "";
-        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}{mode}{filter}";
+        string extra = attachment.Ports.Count > 1
+            ? $", further devices {string.Join(", ", attachment.Ports.Skip(1).Select((d, i) => $"{d.Name} (port {i + 2}, mac {FormatMac(d.Mac)})"))}"
+            : "";
+        return $"{attachment.VirtualName} ready: {attachment.RealName} <-> {attachment.VirtualName}{where}, {kind} datapath, mtu {attachment.Mtu}, mac {FormatMac(attachment.VirtualMac)}{details}{peer}{mode}{filter}{extra}";
     }
 
     internal static string FormatCounters(DatapathCounters c)

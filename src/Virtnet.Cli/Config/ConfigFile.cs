@@ -48,7 +48,7 @@ public sealed record ConfigDocument(string? Metrics, int MetricsLine, IReadOnlyL
 public static class ConfigFile
 {
     /// <summary>The keys of a [[binding]] table: <c>real</c> and the long options of <c>virtnet attach</c>.</summary>
-    private static readonly string[] s_keys = ["real", "name", "mode", "mac", "vlan", "filter", "mirror", "datapath", "netns", "busy-poll", "stats", "handler", "handler-arg"];
+    private static readonly string[] s_keys = ["real", "name", "mode", "mac", "vlan", "filter", "mirror", "datapath", "netns", "busy-poll", "stats", "handler", "handler-arg", "extra-device"];
 
     private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -171,6 +171,7 @@ public static class ConfigFile
         Filters.PacketFilter? filter = null;
         var mirror = MirrorDirections.None;
         IReadOnlyList<string> handlerSpecs = [];
+        string[] extraDevices = [];
         Dictionary<string, string> handlerArgs = new(StringComparer.Ordinal);
         int handlerLine = 0;
         string handlerText = "";
@@ -299,6 +300,14 @@ public static class ConfigFile
                     handlerLine = entry.Line;
                     handlerText = $"{entry.KeyText} = {value.Raw}";
                     break;
+                case "extra-device":
+                    extraDevices = [.. Strings("mon1")];
+                    foreach (var device in extraDevices)
+                    {
+                        CheckDeviceName(device, "choose another");
+                    }
+
+                    break;
                 case "handler-arg":
                     var pairs = Strings("rate=1000");
                     Check(() => handlerArgs = HandlerPlugins.ParseArgs(pairs));
@@ -339,6 +348,7 @@ public static class ConfigFile
                 Mirror = mirror,
                 Handlers = handlers,
             };
+            options = options with { ExtraDevices = Cli.CheckExtraDevices(options, extraDevices, "extra-device =") };
         }
         catch (UsageException e)
         {
@@ -381,7 +391,7 @@ public static class ConfigFile
         long busyPoll = (o.BusyPoll ?? AttachOptions.DefaultBusyPoll).Ticks / TimeSpan.TicksPerMicrosecond;
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"real={Quote(o.RealDevice)} name={Quote(o.Name)} netns={(o.Netns is { } netns ? Quote(netns) : "host")} mode={o.Mode.ToString().ToLowerInvariant()} mac={mac} datapath={(o.Datapath == DatapathKind.Kernel ? "kernel" : "user")} vlan={o.Vlan} filter={(o.Filter is { } f ? Quote(f.Grouped) : "none")} mirror={mirror} busy-poll={busyPoll} stats={(stats == 0 ? 0 : stats):R}");
+            $"real={Quote(o.RealDevice)} name={Quote(o.Name)} netns={(o.Netns is { } netns ? Quote(netns) : "host")} mode={o.Mode.ToString().ToLowerInvariant()} mac={mac} datapath={(o.Datapath == DatapathKind.Kernel ? "kernel" : "user")} vlan={o.Vlan} filter={(o.Filter is { } f ? Quote(f.Grouped) : "none")} mirror={mirror} busy-poll={busyPoll} stats={(stats == 0 ? 0 : stats):R}{(o.ExtraDevices.Count == 0 ? "" : $" extra-device=[{string.Join(",", o.ExtraDevices.Select(Quote))}]")}");
     }
 
     /// <summary>

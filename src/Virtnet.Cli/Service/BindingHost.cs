@@ -242,6 +242,7 @@ internal sealed class BindingHost : IDisposable
             Vlan = a.Vlan == 0 ? null : a.Vlan,
             Filter = a.Filter,
             PrivateDevices = a.PrivateDevices,
+            ExtraDevices = [.. a.Ports.Skip(1).Select((d, i) => new ExtraDeviceStatus(i + 2, d.Name, Cli.FormatMac(d.Mac)))],
             Pid = _pid,
             Since = binding.Since.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture),
             Ingress = Side(Direction.Ingress),

@@ -31,6 +31,12 @@ public sealed record DirectionStatus
     public double BitsPerSecond { get; init; }
 }
 
+/// <summary>One of a binding's further virtual devices.</summary>
+/// <param name="Port">Its port number in the handlers' pipeline (2 and on).</param>
+/// <param name="Name">Its name, in the binding's namespace.</param>
+/// <param name="Mac">Its MAC.</param>
+public sealed record ExtraDeviceStatus(int Port, string Name, string Mac);
+
 /// <summary>A binding as one virtnet process reports it.</summary>
 public sealed record BindingStatus
 {
@@ -66,6 +72,9 @@ public sealed record BindingStatus
 
     /// <summary>Devices in the process's namespace that carry only this binding's frames (a veth peer, a pump, a ring device).</summary>
     public IReadOnlyList<string> PrivateDevices { get; init; } = [];
+
+    /// <summary>The binding's further virtual devices (ports 2, 3, ..., which handlers send frames to), in port order.</summary>
+    public IReadOnlyList<ExtraDeviceStatus> ExtraDevices { get; init; } = [];
 
     /// <summary>The virtnet process that runs it.</summary>
     public int Pid { get; init; }

@@ -75,4 +75,14 @@ public sealed record AttachOptions
 
     /// <summary>Not None: a mirror, which receives copies of the real device's frames in these directions and takes nothing.</summary>
     public MirrorDirections Mirror { get; init; }
+
+    /// <summary>
+    /// User datapath only: further virtual devices of the binding, by name, which are its ports 2, 3, ... (port 1 is
+    /// <see cref="Name"/>). Each is a TAP made like the first (its namespace, the real device's MTU and carrier) with a
+    /// random MAC. A frame reaches one only where a handler sends it (<see cref="Frame.Target"/>,
+    /// <see cref="Frame.Emit"/>, <see cref="Frame.EmitCopy"/>); what one sends is egress, like the first device's,
+    /// and goes out through the real device unless a handler decides otherwise (<see cref="Frame.Source"/> tells
+    /// which device sent it).
+    /// </summary>
+    public IReadOnlyList<string> ExtraDevices { get; init; } = [];
 }

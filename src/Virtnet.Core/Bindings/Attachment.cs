@@ -40,6 +40,7 @@ public sealed class Attachment : IDisposable
     private readonly RtNetlink _rtnl;
     private readonly RealDevice _real;
     private readonly VirtualDevice _virtual;
+    private readonly VirtualDevice[] _extra;
     private readonly IDatapath _datapath;
     private readonly FileDescriptor? _membership;
     private readonly FileDescriptor? _guard;
@@ -54,8 +55,9 @@ public sealed class Attachment : IDisposable
     private bool _carrier;
     private int _disposed;
 
-    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice virt, IDatapath datapath, FileDescriptor? membership, FileDescriptor? guard, bool followMac)
+    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice virt, VirtualDevice[] extra, IDatapath datapath, FileDescriptor? membership, FileDescriptor? guard, bool followMac)
     {
+        _extra = extra;
         _followMac = followMac;
         _rtnl = rtnl;
         _real = real;
@@ -66,7 +68,7 @@ public sealed class Attachment : IDisposable
         RealIndex = real.Index;
         _mtu = virt.MtuFor(real.Mtu);
         _carrier = real.Carrier;
-        Ports = [new PortInfo(virt.Name, virt.Index, virt.Mac, virt.Namespace?.Path, virt.Peer?.Name)];
+        Ports = [.. new[] { virt }.Concat(extra).Select(d => new PortInfo(d.Name, d.Index, d.Mac, d.Namespace?.Path, d.Peer?.Name))];
     }
 
     /// <summary>The real device's name (as it is now: a rename is followed).</summary>
@@ -75,7 +77,7 @@ public sealed class Attachment : IDisposable
     /// <summary>The real device's ifindex.</summary>
     public int RealIndex { get; }
 
-    /// <summary>The binding's virtual devices.</summary>
+    /// <summary>The binding's virtual devices: the first, then its further ones (<see cref="AttachOptions.ExtraDevices"/>).</summary>
     public IReadOnlyList<PortInfo> Ports { get; private set; }
 
     /// <summary>The first virtual device's name.</summary>
@@ -136,10 +138,13 @@ public sealed class Attachment : IDisposable
     public static Attachment Create(AttachOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        DeviceName.Validate(options.Name);
-        if (s_reservedPrefixes.Any(p => options.Name.StartsWith(p, StringComparison.Ordinal)))
+        foreach (var deviceName in options.ExtraDevices.Prepend(options.Name))
         {
-            throw new VirtnetException(FailureKind.ReservedName, "attach", options.Name, $"{options.Name}: names starting with vnpeer, vnpump or vnring are virtnet's own", Errno.EINVAL);
+            DeviceName.Validate(deviceName);
+            if (s_reservedPrefixes.Any(p => deviceName.StartsWith(p, StringComparison.Ordinal)))
+            {
+                throw new VirtnetException(FailureKind.ReservedName, "attach", deviceName, $"{deviceName}: names starting with vnpeer, vnpump or vnring are virtnet's own", Errno.EINVAL);
+            }
         }
 
         if (options.Vlan is < 0 or > 4094)
@@ -203,7 +208,10 @@ public sealed class Attachment : IDisposable
             RemoveStalePeer(rtnl, PeerNameFor(real.Index));
         }
 
-        CheckNameFree(rtnl, netns, options.Name);
+        foreach (var deviceName in options.ExtraDevices.Prepend(options.Name))
+        {
+            CheckNameFree(rtnl, netns, deviceName);
+        }
         var mac = macMode switch
         {
             MacMode.Inherit => real.Mac,
@@ -229,6 +237,13 @@ public sealed class Attachment : IDisposable
         var shape = DatapathFactory.ShapeFor(options.Datapath, otherNamespace: netns is not null);
         var spec = new VirtualDeviceSpec(options.Name, mac, real.Link, $"{AliasPrefix}: bound to {real.Name}", netns, options.Netns);
         var virt = cleanup.Add(VirtualDevice.Create(rtnl, shape, spec, peerName));
+        // Further devices: TAPs like the first, each with an address of its own (ports 2, 3, ...).
+        VirtualDevice[] extra = [.. options.ExtraDevices.Select((n, i) => cleanup.Add(VirtualDevice.Create(rtnl, shape, spec with
+        {
+            Name = n,
+            Mac = RandomMac(),
+            Alias = $"{AliasPrefix}: port {i + 2} of {options.Name}, bound to {real.Name}",
+        }, peerName)))];
 
         // A MAC the real device does not own must still get through its receive filter.
         var membership = mirror || mac.AsSpan().SequenceEqual(real.Mac) ? null : cleanup.Add(PacketMembership.AddUnicast(real.Index, real.Name, mac));
@@ -237,17 +252,23 @@ public sealed class Attachment : IDisposable
         {
             Filter = options.Filter,
             Mirror = options.Mirror,
+            Extra = extra,
         };
         var datapath = cleanup.Add(DatapathFactory.Create(options.Datapath, setup));
 
         // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out. Then,
         // on a shared device, the switch starts sending the binding its frames.
         virt.BringUp(rtnl, real.Carrier);
+        foreach (var device in extra)
+        {
+            device.BringUp(rtnl, real.Carrier);
+        }
+
         datapath.Publish();
         cleanup.Commit();
         registry?.Dispose();
         netns?.Dispose();
-        var attachment = new Attachment(rtnl, real, virt, datapath, membership, guard, followMac: macMode == MacMode.Inherit)
+        var attachment = new Attachment(rtnl, real, virt, extra, datapath, membership, guard, followMac: macMode == MacMode.Inherit)
         {
             _port = port,
             _slotLock = slotLock,
@@ -268,6 +289,19 @@ public sealed class Attachment : IDisposable
         {
             string names = string.Join(", ", options.Handlers.Select(h => h.GetType().Name));
             throw new VirtnetException(FailureKind.Unsuitable, "attach", options.Name, $"{options.Name}: handlers ({names}) run on the user datapath only, and this binding's is the kernel one; set Datapath = DatapathKind.User (--datapath user), or leave the handlers out", Errno.EINVAL);
+        }
+
+        if (options.ExtraDevices.Count > 0)
+        {
+            if (options.Datapath == DatapathKind.Kernel)
+            {
+                throw new VirtnetException(FailureKind.Unsuitable, "attach", options.ExtraDevices[0], $"{options.ExtraDevices[0]}: further virtual devices get frames from handlers, which run on the user datapath only; set Datapath = DatapathKind.User (--datapath user, or give a --handler)", Errno.EINVAL);
+            }
+
+            if (options.ExtraDevices.Prepend(options.Name).GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            {
+                throw new VirtnetException(FailureKind.NameInUse, "attach", twice.Key, $"{twice.Key}: named twice among the binding's devices; give each device a name of its own", Errno.EEXIST);
+            }
         }
 
         if (options.Mirror != MirrorDirections.None)
@@ -494,6 +528,11 @@ public sealed class Attachment : IDisposable
                 return $"{VirtualName} was deleted";
             }
 
+            if (_extra.FirstOrDefault(d => d.IsDeletedBy(link)) is { } extra)
+            {
+                return $"{extra.Name} was deleted";
+            }
+
             if (Follow(link, log) is { } ended)
             {
                 return ended;
@@ -546,6 +585,10 @@ public sealed class Attachment : IDisposable
             // Growing: the pump first so nothing larger than it can take arrives; shrinking: the same order is harmless.
             _datapath.OnMtuChanged(_real.Mtu);
             _virtual.SetMtu(_rtnl, mtu, _mtu);
+            foreach (var device in _extra)
+            {
+                device.SetMtu(_rtnl, device.MtuFor(_real.Mtu), _mtu);
+            }
             log?.Invoke($"{VirtualName}: mtu {_mtu} -> {mtu} (following {RealName})");
             _mtu = mtu;
             MtuChanged?.Invoke(mtu);
@@ -555,6 +598,10 @@ public sealed class Attachment : IDisposable
         if (carrier != _carrier)
         {
             _virtual.SetCarrier(_rtnl, carrier);
+            foreach (var device in _extra)
+            {
+                device.SetCarrier(_rtnl, carrier);
+            }
             log?.Invoke($"{VirtualName}: carrier {(carrier ? "on" : "off")} (following {RealName})");
             _carrier = carrier;
             CarrierChanged?.Invoke(carrier);
@@ -589,7 +636,7 @@ public sealed class Attachment : IDisposable
                 _port.ChangeMac(mac);
             }
 
-            Ports = [Ports[0] with { Mac = mac }];
+            Ports = [Ports[0] with { Mac = mac }, .. Ports.Skip(1)];
             log?.Invoke($"{VirtualName}: mac {FormatMac(mac)} (following {RealName})");
             MacChanged?.Invoke((byte[])mac.Clone());
         }
@@ -693,6 +740,11 @@ public sealed class Attachment : IDisposable
 
         _membership?.Dispose();
         _virtual.Dispose();
+        foreach (var device in _extra)
+        {
+            device.Dispose();
+        }
+
         _port?.Switch.Dispose();
         _watch?.Dispose();
         _slotLock?.Dispose();

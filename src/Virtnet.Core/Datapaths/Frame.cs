@@ -51,8 +51,10 @@ public ref struct Frame
     /// <param name="direction">Which way it crosses.</param>
     /// <param name="emitter">Where <see cref="Emit"/> and <see cref="EmitCopy"/> send (the forwarder), or null.</param>
     /// <param name="forwarder">The forwarder's index.</param>
-    internal Frame(Span<byte> space, int length, Direction direction, IFrameEmitter? emitter, int forwarder)
+    /// <param name="source">The port it came from; -1: the real side for ingress, the first virtual device for egress.</param>
+    internal Frame(Span<byte> space, int length, Direction direction, IFrameEmitter? emitter, int forwarder, int source = -1)
     {
+        Source = source >= 0 ? source : direction == Direction.Ingress ? 0 : 1;
         _space = space;
         _length = length;
         _emitter = emitter;
@@ -70,6 +72,12 @@ public ref struct Frame
     /// per-forwarder state, which needs no lock (see <see cref="IFrameHandler.OnStart"/>).
     /// </summary>
     public int Forwarder { get; }
+
+    /// <summary>
+    /// The port the frame came from: 0 the real side (every ingress frame), 1 the first virtual device, 2 and on the
+    /// binding's further devices (<see cref="AttachOptions.ExtraDevices"/>), whose frames are egress too.
+    /// </summary>
+    public int Source { get; }
 
     /// <summary>With <see cref="Verdict.Another"/>: the port index to deliver to (0 real side, 1 first virtual device).</summary>
     public int Target { get; set; }

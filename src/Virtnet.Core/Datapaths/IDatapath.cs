@@ -153,6 +153,9 @@ internal sealed record DatapathSetup(RtNetlink Rtnl, LinkInfo Real, VirtualDevic
 
     public MirrorDirections Mirror { get; init; }
 
+    /// <summary>The binding's further virtual devices (user datapath): ports 2, 3, ...</summary>
+    public IReadOnlyList<VirtualDevice> Extra { get; init; } = [];
+
     /// <summary>The filter as a test to emit into a tc program, or null.</summary>
     public Bpf.BpfTest? TcTest => Filter is { } f ? (asm, yes, no) => f.Emit(asm, Filters.FilterContext.Tc, yes, no) : null;
 

@@ -106,6 +106,12 @@ public class HandlerPluginTests(ITestOutputHelper output)
             Refused(2, "--handler-arg without --handler", "--handler-arg", "a=b");
             Refused(2, "--handler-arg 'ab': give KEY=VALUE", "--handler", $"{Plugin}:PassAll", "--handler-arg", "ab");
             Refused(1, "run on the user datapath only, and this binding's is the kernel one", "--handler", $"{Plugin}:PassAll", "--datapath", "kernel");
+            Refused(2, "--extra-device mon1: further devices get frames from handlers, which run on the user datapath; add --datapath user or a --handler", "--extra-device", "mon1");
+            Refused(2, "--extra-device virtnet0: the binding already has a device of that name", "--datapath", "user", "--extra-device", "virtnet0");
+            Refused(2, "--extra-device m1: the binding already has a device of that name", "--datapath", "user", "--extra-device", "m1", "--extra-device", "m1");
+            Refused(2, "--extra-device a/b: a/b: not a valid interface name", "--datapath", "user", "--extra-device", "a/b");
+            Refused(1, "lo: name already in use", "--datapath", "user", "--extra-device", "mon1", "--extra-device", "lo");
+            Refused(1, "vnpump9: names starting with vnpeer, vnpump or vnring are virtnet's own", "--datapath", "user", "--extra-device", "vnpump9");
             Assert.Equal(before, Net.LinkNames(lab.A));
         }
         finally

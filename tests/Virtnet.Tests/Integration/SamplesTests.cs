@@ -1,6 +1,8 @@
 // The samples (samples/), each built as a plugin and run from the CLI as a user would run it: an ARP/ICMP responder
 // for an address no device holds, a 1:1 NAT that carries a verified TCP stream (64 KB super-frames both ways), a
-// rate limiter whose drops are counted under its reason, a protocol counter scraped from --metrics.
+// rate limiter whose drops are counted under its reason, a protocol counter scraped from --metrics, a mirror port
+// on a second virtual device of the binding.
+using System.Buffers.Binary;
 using System.Net;
 using System.Text.Json;
 using Virtnet.Lab;
@@ -90,4 +92,70 @@ public class SamplesTests(ITestOutputHelper output)
         Assert.True(MetricsTests.Value(text!, "virtnet_sample_protocol_frames_total", "protocol=\"icmp\"", "direction=\"egress\"") >= 3, text);
         Assert.True(MetricsTests.Value(text!, "virtnet_frames_total", "direction=\"ingress\"") >= 3, text);
     }
+    /// <summary>
+    /// A binding with a second virtual device (--extra-device) and the MirrorPort sample: the first device works as
+    /// usual, the second sees a copy of every frame both ways, and what the second sends is dropped under the
+    /// sample's reason, never reaching the wire.
+    /// </summary>
+    [SkippableFact]
+    public void MirrorPort_CopiesBothWaysToTheSecondDevice_WhichIsReceiveOnly()
+    {
+        Root.Require();
+        using var lab = Lab.Create("smp", X, output);
+        var binding = lab.Up("user", "--extra-device", "mon1", "--handler", Sample("MirrorPort"));
+        Assert.Contains(", further devices mon1 (port 2, mac ", binding.ReadyLine, StringComparison.Ordinal);
+        Assert.True(Net.Exists(lab.A, "mon1"));
+
+        // The monitor's own stack stays quiet (no IPv6 of its own: no MLD, no router solicitations), so that what
+        // it sends below is all it sends.
+        lab.A.Exec("sysctl", "-qw", "net.ipv6.conf.mon1.disable_ipv6=1");
+        using var monitor = PacketSocket.Open(lab.A, "mon1");
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 3);
+        var copies = monitor.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero).Where(f => f.PacketType != 4).ToList();
+        Assert.Equal(3, copies.Count(f => IsEcho(f, 8, lab.B4, lab.A4)));
+        Assert.Equal(3, copies.Count(f => IsEcho(f, 0, lab.A4, lab.B4)));
+
+        // What the mirror port sends: dropped under the sample's reason, and not on the wire.
+        using var wire = PacketSocket.Open(lab.B, Lab.Peer);
+        var frame = new byte[60];
+        frame.AsSpan(0, 6).Fill(0xff);
+        frame[6] = 0x02;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x88b5);
+        frame[14] = 0x5a;
+        string name = $"{lab.A.Name}/{Lab.Virtual}";
+        ulong ReceiveOnlyDrops() => Stats(name).GetProperty("egress").GetProperty("handler_reasons").TryGetProperty("mirror port is receive-only", out var n) ? n.GetUInt64() : 0;
+        Thread.Sleep(300);
+        ulong before = ReceiveOnlyDrops();
+        monitor.Send(frame);
+        monitor.Send(frame);
+        Net.WaitUntil(() => ReceiveOnlyDrops() >= before + 2, FailFast, () => $"{ReceiveOnlyDrops()} drops, {before} before");
+        Thread.Sleep(300);
+        Assert.Equal(before + 2, ReceiveOnlyDrops());
+        Assert.DoesNotContain(wire.Capture(_ => false, TimeSpan.FromMilliseconds(500), TimeSpan.Zero), f => BinaryPrimitives.ReadUInt16BigEndian(f.Data.AsSpan(12)) == 0x88b5);
+
+        var shown = ServiceTests.Shown(lab.A.Name).Single();
+        var extra = Assert.Single(shown.GetProperty("extra_devices").EnumerateArray());
+        Assert.Equal(2, extra.GetProperty("port").GetInt32());
+        Assert.Equal("mon1", extra.GetProperty("name").GetString());
+        Assert.False(binding.HasExited, binding.Describe());
+
+        // Both devices go with the binding.
+        binding.Signal(TestLibc.SIGTERM);
+        Assert.True(binding.WaitForExit(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, binding.ExitCode);
+        Assert.False(Net.Exists(lab.A, "mon1"));
+    }
+
+    private static JsonElement Stats(string name)
+    {
+        var r = ServiceTests.Cli("stats", "-j", name);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        return doc.RootElement.Clone();
+    }
+
+    /// <summary>An ICMP echo of <paramref name="type"/> from <paramref name="from"/> to <paramref name="to"/>.</summary>
+    private static bool IsEcho(PacketSocket.Captured c, byte type, string from, string to)
+        => c.Data.Length > 34 && BinaryPrimitives.ReadUInt16BigEndian(c.Data.AsSpan(12)) == 0x0800 && c.Data[23] == 1 && c.Data[34] == type
+            && new IPAddress(c.Data.AsSpan(26, 4)).ToString() == from && new IPAddress(c.Data.AsSpan(30, 4)).ToString() == to;
 }

@@ -388,6 +388,25 @@ public class ConfigFileTests
     }
 
     [Fact]
+    public void ExtraDevice_OneOrAnArray_OnTheUserDatapath_InTheFingerprint()
+    {
+        var two = One("real = \"eth1\"\ndatapath = \"user\"\nextra-device = [\"mon1\", \"mon2\"]");
+        Assert.Equal(["mon1", "mon2"], two.Options.ExtraDevices);
+        var one = One("real = \"eth1\"\ndatapath = \"user\"\nextra-device = \"mon1\"");
+        Assert.Equal(["mon1"], one.Options.ExtraDevices);
+        Assert.NotEqual(one.Fingerprint, two.Fingerprint);
+        Assert.NotEqual(One("real = \"eth1\"\ndatapath = \"user\"").Fingerprint, one.Fingerprint);
+        Assert.Equal(one.Fingerprint, One("real = \"eth1\"\ndatapath = \"user\"\nextra-device = [\"mon1\"]").Fingerprint);
+    }
+
+    [Theory]
+    [InlineData("extra-device = [\"mon1\"]", "binding 1: extra-device = mon1: further devices get frames from handlers, which run on the user datapath; add --datapath user or a --handler")]
+    [InlineData("datapath = \"user\"\nextra-device = [\"v1\"]", "binding 1: extra-device = v1: the binding already has a device of that name; give each device a name of its own")]
+    [InlineData("datapath = \"user\"\nextra-device = [\"a/b\"]", "extra-device = [\"a/b\"] in binding 1: a/b: not a valid interface name (no '/', ':' or spaces); choose another")]
+    public void ExtraDevice_Refused_OneSentence(string lines, string reason)
+        => Assert.EndsWith(reason, Error($"[[binding]]\nreal = \"eth1\"\nname = \"v1\"\n{lines}\n"), StringComparison.Ordinal);
+
+    [Fact]
     public void Fingerprint_MacDefaultFollowsTheMode()
     {
         // Omitted, the MAC is inherited in passthru mode and random in the others, as attach does.
@@ -410,8 +429,8 @@ public class ConfigFileTests
     [InlineData("datapth = \"user\"", "datapth = \"user\" in binding 1: unknown key datapth; did you mean datapath?")]
     [InlineData("busypoll = 5", "busypoll = 5 in binding 1: unknown key busypoll; did you mean busy-poll?")]
     [InlineData("real-dev = \"eth2\"", "real-dev = \"eth2\" in binding 1: unknown key real-dev; did you mean real?")]
-    [InlineData("colour = \"red\"", "colour = \"red\" in binding 1: unknown key colour; the keys are real, name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll, stats, handler and handler-arg")]
-    [InlineData("\"\" = 1", "\"\" = 1 in binding 1: unknown key \"\"; the keys are real, name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll, stats, handler and handler-arg")]
+    [InlineData("colour = \"red\"", "colour = \"red\" in binding 1: unknown key colour; the keys are real, name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll, stats, handler, handler-arg and extra-device")]
+    [InlineData("\"\" = 1", "\"\" = 1 in binding 1: unknown key \"\"; the keys are real, name, mode, mac, vlan, filter, mirror, datapath, netns, busy-poll, stats, handler, handler-arg and extra-device")]
     public void UnknownKey_DidYouMean(string line, string message)
         => Assert.Equal($"{File}:3: {message}", ErrorOnLine3(line));
 

@@ -21,7 +21,7 @@ internal sealed unsafe partial class Forwarder : IFrameEmitter
     /// <summary>The real side's port: frames written here leave through the real device.</summary>
     public const int RealPort = 0;
 
-    /// <summary>The first virtual device's port: where ingress frames go by default.</summary>
+    /// <summary>The first virtual device's port: where ingress frames go by default (further devices follow it).</summary>
     public const int FirstVirtualPort = 1;
 
     /// <summary>
@@ -367,7 +367,7 @@ internal sealed unsafe partial class Forwarder : IFrameEmitter
                 continue;
             }
 
-            var frame = new Frame(new Span<byte>(p, BufferSize), n, direction, this, _index);
+            var frame = new Frame(new Span<byte>(p, BufferSize), n, direction, this, _index, source);
             int output = Pipeline.Decide(_handlers, ref frame, defaultPort, _ports.Length, ref stats.HandlerDrops, Faults, ref stats.HandlerFaults);
             n = frame.Raw.Length; // a handler may have changed its length
             if (output < 0)

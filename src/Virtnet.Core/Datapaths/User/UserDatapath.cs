@@ -84,7 +84,7 @@ internal sealed class UserDatapath : IDatapath
             return;
         }
 
-        HandlerPort[] ports = [new(0, setup.Real.Name, setup.Real.Mac.ToArray()), new(1, setup.Virtual.Name, setup.Virtual.Mac.ToArray())];
+        HandlerPort[] ports = [new(0, setup.Real.Name, setup.Real.Mac.ToArray()), new(1, setup.Virtual.Name, setup.Virtual.Mac.ToArray()), .. setup.Extra.Select((d, i) => new HandlerPort(i + 2, d.Name, d.Mac.ToArray()))];
         foreach (var handler in handlers)
         {
             string name = handler.GetType().Name;
@@ -226,7 +226,7 @@ internal sealed class UserDatapath : IDatapath
             var ringLink = ringTap is null ? null : SetUpPrivate(rtnl, ringTap.Name, $"virtnet rings for {real.Name}", real.Mtu);
             var (ringIndex, ringName) = ringLink is { } rl ? (rl.Index, rl.Name) : (real.Index, real.Name);
 
-            var (rings, steer, spread) = OpenRings(owned, tap, pump, ringIndex, ringName, real.Name, port is null ? RingSlots : SharedRingSlots, outgoing: false);
+            var (rings, steer, spread) = OpenRings(owned, setup, pump, ringIndex, ringName, port is null ? RingSlots : SharedRingSlots, outgoing: false);
 
             if (port is null)
             {
@@ -238,7 +238,7 @@ internal sealed class UserDatapath : IDatapath
                 }
             }
 
-            var (stop, forwarders, batched) = MakeForwarders(owned, setup, rings, pump, tap, spread, outgoing: false);
+            var (stop, forwarders, batched) = MakeForwarders(owned, setup, rings, pump, spread, outgoing: false);
 
             if (port is not null && ringLink is not null)
             {
@@ -321,7 +321,7 @@ internal sealed class UserDatapath : IDatapath
             var sink = owned.Add(BpfProgram.LoadSchedCls(MirrorSinkName, Programs.CountAndDrop(sent, 0), pump.Name));
             owned.Add(TcxLink.Attach(sink, pumpLink.Index, pump.Name, TcxDirection.Ingress));
 
-            var (rings, steer, spread) = OpenRings(owned, tap, pump, real.Index, real.Name, real.Name, RingSlots, outgoing: egress);
+            var (rings, steer, spread) = OpenRings(owned, setup, pump, real.Index, real.Name, RingSlots, outgoing: egress);
 
             var ringFilter = owned.Add(BpfProgram.LoadSocketFilter(RingFilterName, Programs.MirrorRingFilter(ingress, egress, setup.SocketTest), real.Name));
             foreach (var ring in rings)
@@ -329,7 +329,7 @@ internal sealed class UserDatapath : IDatapath
                 ring.AttachFilter(ringFilter.Handle, real.Name);
             }
 
-            var (stop, forwarders, batched) = MakeForwarders(owned, setup, rings, pump, tap, spread, outgoing: egress);
+            var (stop, forwarders, batched) = MakeForwarders(owned, setup, rings, pump, spread, outgoing: egress);
 
             BindRings(rings, real.Name, steer, outgoing: egress);
             foreach (var f in forwarders)
@@ -357,9 +357,10 @@ internal sealed class UserDatapath : IDatapath
     /// rings' fanout pick with the same program: the forwarder of the CPU the frame is on, or of the next CPU while
     /// the forwarders are busy (SpreadPolicy).
     /// </summary>
-    private static (PacketRing[] Rings, BpfProgram? Steer, FlagMap Spread) OpenRings(Cleanup owned, TapDevice tap, TapDevice pump, int ifindex, string device, string realName, int slots, bool outgoing)
+    private static (PacketRing[] Rings, BpfProgram? Steer, FlagMap Spread) OpenRings(Cleanup owned, DatapathSetup setup, TapDevice pump, int ifindex, string device, int slots, bool outgoing)
     {
-        int queues = tap.Queues.Count;
+        var taps = Taps(setup);
+        int queues = taps[0].Queues.Count;
         var spread = owned.Add(FlagMap.Create("virtnet_spread"));
         var rings = new PacketRing[queues];
         for (int q = 0; q < rings.Length; q++)
@@ -368,29 +369,37 @@ internal sealed class UserDatapath : IDatapath
         }
 
         BpfProgram? steer = queues > 1
-            ? owned.Add(BpfProgram.LoadSocketFilter(SteeringProgramName, Programs.SteerByCpu(spread, queues), realName))
+            ? owned.Add(BpfProgram.LoadSocketFilter(SteeringProgramName, Programs.SteerByCpu(spread, queues), setup.Real.Name))
             : null;
         if (steer is not null)
         {
-            tap.SetSteeringProgram(steer.Handle);
             pump.SetSteeringProgram(steer.Handle);
+            foreach (var tap in taps)
+            {
+                tap.SetSteeringProgram(steer.Handle);
+            }
         }
 
         return (rings, steer, spread);
     }
 
-    /// <summary>One forwarder per ring, between the pump (port 0) and the virtual TAP; not started.</summary>
-    private static (FileDescriptor Stop, Forwarder[] Forwarders, bool Batched) MakeForwarders(Cleanup owned, DatapathSetup setup, PacketRing[] rings, TapDevice pump, TapDevice tap, FlagMap spread, bool outgoing)
+    /// <summary>The virtual devices' TAPs, port 1 on: the first device, then the further ones.</summary>
+    private static TapDevice[] Taps(DatapathSetup setup)
+        => [.. new[] { setup.Virtual }.Concat(setup.Extra).Select(d => d.Tap ?? throw new ArgumentException($"the user datapath needs a TAP as {d.Name}", nameof(setup)))];
+
+    /// <summary>One forwarder per ring, between the pump (port 0) and the virtual TAPs (1, 2, ...); not started.</summary>
+    private static (FileDescriptor Stop, Forwarder[] Forwarders, bool Batched) MakeForwarders(Cleanup owned, DatapathSetup setup, PacketRing[] rings, TapDevice pump, FlagMap spread, bool outgoing)
     {
+        var taps = Taps(setup);
         var stop = owned.Add(FileDescriptor.FromResult(Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK), "eventfd"));
         var load = new SpreadPolicy(rings.Length, on => spread.Set(on ? 1u : 0u));
         bool batched = IoUring.IsAvailable();
         var handlers = setup.Handlers.ToArray();
-        string[] names = [pump.Name, setup.Virtual.Name];
+        string[] names = [pump.Name, .. taps.Select(t => t.Name)];
         var forwarders = new Forwarder[rings.Length];
         for (int q = 0; q < rings.Length; q++)
         {
-            forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], tap.Queues[q]], names, stop, handlers, setup.BusyPoll, load, batched, outgoing: outgoing);
+            forwarders[q] = new Forwarder(q, rings[q], [pump.Queues[q], .. taps.Select(t => t.Queues[q])], names, stop, handlers, setup.BusyPoll, load, batched, outgoing: outgoing);
         }
 
         StartHandlers(setup, handlers, rings.Length, forwarders[0].HandlerLog);
