@@ -8,6 +8,10 @@
 // Everything is checked, and every handler made, before any device is: a bad path, a file that is not an assembly,
 // a missing type or one that is not a handler is one sentence, exit 1, nothing created. A Native AOT build cannot
 // load assemblies at run time and says so.
+//
+// The contexts are collectible: Unload lets a plugin's assemblies go once its handlers are (a binding undone, a
+// reload that re-created it or found it unchanged and dropped the handlers it made to compare), so a long-running
+// `run` reloaded again and again keeps one copy of each plugin, not one per reload.
 using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Runtime.Loader;
@@ -35,16 +39,60 @@ internal static class HandlerPlugins
 
         // The pairs are the pipeline's: every handler with a constructor that takes them gets them all (a chain of
         // plugins shares one set of keys); a handler without one is made without them. Pairs no handler takes are refused.
-        var made = specs.Select(spec => LoadOne(spec, args)).ToArray();
-        if (args.Count > 0 && !made.Any(m => m.TookArgs))
+        var made = new List<(IFrameHandler Handler, bool TookArgs)>(specs.Count);
+        try
         {
-            string which = specs.Count == 1
-                ? $"{made[0].Handler.GetType().FullName} takes no arguments (it has no constructor with IReadOnlyDictionary<string, string>)"
-                : "none of the handlers takes arguments (none has a constructor with IReadOnlyDictionary<string, string>)";
-            throw new HandlerLoadException($"--handler-arg {args.Keys.First()}=...: {which}; leave --handler-arg out");
+            foreach (var spec in specs)
+            {
+                made.Add(LoadOne(spec, args));
+            }
+
+            if (args.Count > 0 && !made.Any(m => m.TookArgs))
+            {
+                string which = specs.Count == 1
+                    ? $"{made[0].Handler.GetType().FullName} takes no arguments (it has no constructor with IReadOnlyDictionary<string, string>)"
+                    : "none of the handlers takes arguments (none has a constructor with IReadOnlyDictionary<string, string>)";
+                throw new HandlerLoadException($"--handler-arg {args.Keys.First()}=...: {which}; leave --handler-arg out");
+            }
+        }
+        catch
+        {
+            Unload(made.Select(m => m.Handler));
+            throw;
         }
 
         return made.Select(m => m.Handler).ToArray();
+    }
+
+    // Which context made each handler (weakly: the table keeps neither alive), and the contexts already unloaded.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IFrameHandler, PluginContext> s_contexts = [];
+
+    /// <summary>
+    /// Lets the plugin contexts of <paramref name="handlers"/> go (handlers not loaded from a plugin are left alone):
+    /// the caller holds them no longer. True when a context was unloaded; <see cref="Collect"/> then frees it now.
+    /// </summary>
+    public static bool Unload(IEnumerable<IFrameHandler> handlers)
+    {
+        bool any = false;
+        foreach (var handler in handlers)
+        {
+            if (s_contexts.TryGetValue(handler, out var context) && context.TryUnload())
+            {
+                any = true;
+            }
+        }
+
+        return any;
+    }
+
+    /// <summary>Runs the collections that free unloaded contexts (their assemblies' memory and mappings); seconds at most.</summary>
+    public static void Collect()
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
     }
 
     /// <summary>KEY=VALUE pairs of --handler-arg; a later KEY wins.</summary>
@@ -88,10 +136,32 @@ internal static class HandlerPlugins
             throw new HandlerLoadException($"--handler {spec}: {full}: no such file; give the path of a .NET assembly (.dll) with a class that implements Virtnet.Datapaths.IFrameHandler");
         }
 
+        var context = new PluginContext(full);
+        try
+        {
+            var made = MakeOne(spec, args, full, path, typeName, context);
+            s_contexts.AddOrUpdate(made.Handler, context);
+            return made;
+        }
+        catch
+        {
+            context.TryUnload();
+            throw;
+        }
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Loaded only where dynamic code is supported (the JIT build, checked in Load); a plugin's types are its assembly's, loaded whole.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = "As above: the handler's constructor is found in the plugin's own, untrimmed assembly.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "As above.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "As above.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "As above.")]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Never reached in a Native AOT build (checked in Load).")]
+    private static (IFrameHandler Handler, bool TookArgs) MakeOne(string spec, IReadOnlyDictionary<string, string> args, string full, string path, string? typeName, PluginContext context)
+    {
         Assembly assembly;
         try
         {
-            assembly = new PluginContext(full).LoadFromAssemblyPath(full);
+            assembly = context.LoadFromAssemblyPath(full);
         }
         catch (BadImageFormatException)
         {
@@ -158,9 +228,22 @@ internal static class HandlerPlugins
         => handlers.Count == 0 ? "" : $"; its handlers: {string.Join(", ", handlers.Select(h => h.FullName))}";
 
     /// <summary>One plugin's assemblies; Virtnet.Core (and what the host has loaded) comes from virtnet's own context.</summary>
-    private sealed class PluginContext(string path) : AssemblyLoadContext($"virtnet handler {Path.GetFileName(path)}", isCollectible: false)
+    private sealed class PluginContext(string path) : AssemblyLoadContext($"virtnet handler {Path.GetFileName(path)}", isCollectible: true)
     {
         private readonly AssemblyDependencyResolver _resolver = new(path);
+        private int _unloaded;
+
+        /// <summary>Unloads it once; false when it was already.</summary>
+        public bool TryUnload()
+        {
+            if (Interlocked.Exchange(ref _unloaded, 1) != 0)
+            {
+                return false;
+            }
+
+            Unload();
+            return true;
+        }
 
         [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "A plugin's own dependencies, loaded whole where dynamic code is supported (checked in Load).")]
         protected override Assembly? Load(AssemblyName name)

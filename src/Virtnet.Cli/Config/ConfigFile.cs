@@ -139,19 +139,33 @@ public static class ConfigFile
             throw new ConfigException($"{fileName} has no [[binding]] table; add one for each binding, a [[binding]] line followed by at least real = \"DEVICE\"");
         }
 
-        var bindings = tables.ConvertAll(table => Bind(table, fileName));
-        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < bindings.Count; i++)
+        var bindings = new List<ConfigBinding>(tables.Count);
+        try
         {
-            var binding = bindings[i];
-            if (seen.TryGetValue(binding.Identity, out int first))
+            foreach (var table in tables)
             {
-                var o = binding.Options;
-                string where = o.Netns is { } netns ? $"{o.Name} in {NetnsName(netns)}" : $"{o.Name} on the host";
-                throw new ConfigException($"{fileName}:{binding.Line}: binding {i + 1} makes the same virtual device as binding {first + 1} on line {bindings[first].Line} ({where}); give one of them another name");
+                bindings.Add(Bind(table, fileName));
             }
 
-            seen.Add(binding.Identity, i);
+            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < bindings.Count; i++)
+            {
+                var binding = bindings[i];
+                if (seen.TryGetValue(binding.Identity, out int first))
+                {
+                    var o = binding.Options;
+                    string where = o.Netns is { } netns ? $"{o.Name} in {NetnsName(netns)}" : $"{o.Name} on the host";
+                    throw new ConfigException($"{fileName}:{binding.Line}: binding {i + 1} makes the same virtual device as binding {first + 1} on line {bindings[first].Line} ({where}); give one of them another name");
+                }
+
+                seen.Add(binding.Identity, i);
+            }
+        }
+        catch
+        {
+            // A file refused: the handlers its earlier bindings loaded are not used.
+            HandlerPlugins.Unload(bindings.SelectMany(b => b.Options.Handlers));
+            throw;
         }
 
         return new ConfigDocument(metrics, metricsLine, bindings);
@@ -353,6 +367,7 @@ public static class ConfigFile
         catch (UsageException e)
         {
             // Every value was checked above, key by key; this is the net under a combination attach would refuse.
+            HandlerPlugins.Unload(handlers);
             throw new ConfigException($"{file}:{table.Line}: binding {table.Number}: {OneLine(e.Message)}");
         }
 

@@ -39,6 +39,9 @@ internal sealed class HostedBinding : IDisposable
 
     public Thread? Thread { get; set; }
 
+    /// <summary>Its handlers (those loaded from plugins are unloaded once it is undone).</summary>
+    public IReadOnlyList<Virtnet.Datapaths.IFrameHandler> Handlers { get; init; } = [];
+
     /// <summary>Set once it has stopped: null for a requested stop, else why it could not go on.</summary>
     public string? Failure { get; set; }
 
@@ -134,14 +137,24 @@ internal sealed class BindingHost : IDisposable
     /// <summary>Makes a binding (throws, having undone it, if it cannot be made), prints its ready line and starts it.</summary>
     public HostedBinding Start(AttachOptions options, string? identity = null, string? fingerprint = null, TimeSpan statsInterval = default)
     {
-        var attachment = Attachment.Create(options);
+        Attachment attachment;
+        try
+        {
+            attachment = Attachment.Create(options);
+        }
+        catch
+        {
+            HandlerPlugins.Unload(options.Handlers);
+            throw;
+        }
+
         HostedBinding binding;
         LinkMonitor? monitor = null;
         try
         {
             // Subscribed before the ready line: a change made the moment after it is seen.
             monitor = LinkMonitor.Open();
-            binding = new HostedBinding(attachment, identity ?? attachment.VirtualName, fingerprint, NetnsNames.Identify(options.Netns));
+            binding = new HostedBinding(attachment, identity ?? attachment.VirtualName, fingerprint, NetnsNames.Identify(options.Netns)) { Handlers = options.Handlers };
             binding.Sample = binding.PreviousSample = attachment.ReadCounters();
             BeforeReady?.Invoke(attachment);
         }
@@ -149,6 +162,7 @@ internal sealed class BindingHost : IDisposable
         {
             monitor?.Dispose();
             attachment.Dispose();
+            HandlerPlugins.Unload(options.Handlers);
             throw;
         }
 
@@ -318,6 +332,9 @@ internal sealed class BindingHost : IDisposable
         {
             failure ??= $"could not undo everything: {e.Message}";
         }
+
+        // Its forwarders are gone: nothing runs its handlers' code any more.
+        HandlerPlugins.Unload(binding.Handlers);
 
         binding.StoppedLine = $"{a.VirtualName} stopped: {Cli.FormatCounters(counters)}{Cli.FormatCauses(counters)}";
         binding.Failure = failure;

@@ -432,6 +432,14 @@ internal static class ServiceCommands
             }
         }
 
+        // The handlers made to read the file for the unchanged bindings are not used: their plugins go, and so do those
+        // of the bindings stopped above (unloaded as each was undone).
+        bool unloaded = HandlerPlugins.Unload(entries.Where(e => running.TryGetValue(e.Identity, out var b) && !changed.Contains(b)).SelectMany(e => e.Options.Handlers));
+        if (unloaded || removed.Concat(changed).Any(b => b.Handlers.Count > 0))
+        {
+            HandlerPlugins.Collect();
+        }
+
         log.Info($"reloaded {file}: {added} added, {removed.Count} removed, {recreated} re-created, {kept} unchanged{(failed > 0 ? $", {failed} failed" : "")}");
     }
 

@@ -119,4 +119,74 @@ public class HandlerPluginTests(ITestOutputHelper output)
             File.Delete(text);
         }
     }
+    /// <summary>
+    /// A `run` reloaded again and again keeps one copy of a plugin: each reload loads the handlers of the file to
+    /// compare, and drops them for an unchanged binding; a rebuilt plugin re-creates its binding, and the old copy
+    /// goes. Counted as the process's loaded assemblies (the runtime's dotnet.assembly.count, scraped from metrics).
+    /// </summary>
+    [SkippableFact]
+    public void Run_ReloadedAgainAndAgain_KeepsOneCopyOfAPlugin()
+    {
+        Root.Require();
+        Skip.If(!File.Exists("/usr/bin/curl"), "curl is not installed (.ci/run installs it)");
+        using var lab = Lab.Create("hpu", X, output);
+        string dir = Path.Combine(Path.GetTempPath(), $"virtnet-plugin-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        string plugin = Path.Combine(dir, "virtnet-testhandlers.dll");
+        File.Copy(Plugin, plugin);
+        string file = Path.Combine(dir, "run.toml");
+        const string Metrics = "127.0.0.1:9473";
+        File.WriteAllText(file, $"metrics = \"{Metrics}\"\n[[binding]]\nreal = \"{Lab.Real}\"\nname = \"hu0\"\nhandler = [\"{plugin}:PassAll\"]\n");
+        try
+        {
+            using var run = VirtnetProcess.Start(lab.A, "run", "--config", file);
+            run.WaitForReady();
+            double Assemblies()
+            {
+                string? text = null;
+                Net.WaitUntil(() => (text = MetricsTests.Scrape(lab.A, Metrics)) is not null, FailFast, () => "no answer");
+                return MetricsTests.Value(text!, "dotnet_assembly_count") ?? throw new InvalidOperationException($"no dotnet_assembly_count in {text}");
+            }
+
+            int reloads = 0;
+            void Reload(string expected)
+            {
+                reloads++;
+                run.Signal(1);
+                Net.WaitUntil(() => CountOf(run.Stderr, "reloaded ") == reloads, FailFast, run.Describe);
+                Assert.Contains(expected, run.Stderr.Split('\n').Last(l => l.Contains("reloaded ", StringComparison.Ordinal)), StringComparison.Ordinal);
+            }
+
+            // One reload first: whatever a reload itself loads is loaded once and for all.
+            Reload("0 re-created, 1 unchanged");
+            double settled = Assemblies();
+            for (int i = 0; i < 5; i++)
+            {
+                Reload("0 re-created, 1 unchanged");
+            }
+
+            Assert.Equal(settled, Assemblies());
+
+            // Rebuilt (a new write time): its binding is re-created with the new copy, and the old one goes.
+            File.SetLastWriteTimeUtc(plugin, DateTime.UtcNow.AddSeconds(5));
+            Reload("1 re-created, 0 unchanged");
+            Assert.Equal(settled, Assemblies());
+            Assert.False(run.HasExited, run.Describe());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static int CountOf(string text, string what)
+    {
+        int n = 0;
+        for (int i = text.IndexOf(what, StringComparison.Ordinal); i >= 0; i = text.IndexOf(what, i + what.Length, StringComparison.Ordinal))
+        {
+            n++;
+        }
+
+        return n;
+    }
 }
