@@ -68,15 +68,33 @@ internal static class HandlerPlugins
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IFrameHandler, PluginContext> s_contexts = [];
 
     /// <summary>
-    /// Lets the plugin contexts of <paramref name="handlers"/> go (handlers not loaded from a plugin are left alone):
-    /// the caller holds them no longer. True when a context was unloaded; <see cref="Collect"/> then frees it now.
+    /// Ends the plugin handlers among <paramref name="handlers"/> (handlers not loaded from a plugin are left alone,
+    /// they are their caller's): each that is IDisposable is disposed (virtnet made it), then its context is unloaded.
+    /// True when a context was unloaded; <see cref="Collect"/> then frees it now.
     /// </summary>
     public static bool Unload(IEnumerable<IFrameHandler> handlers)
     {
         bool any = false;
         foreach (var handler in handlers)
         {
-            if (s_contexts.TryGetValue(handler, out var context) && context.TryUnload())
+            if (!s_contexts.TryGetValue(handler, out var context))
+            {
+                continue;
+            }
+
+            if (handler is IDisposable disposable)
+            {
+                try
+                {
+                    disposable.Dispose();
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    // Its binding is already undone; a handler that fails to clean up after itself changes nothing here.
+                }
+            }
+
+            if (context.TryUnload())
             {
                 any = true;
             }

@@ -122,7 +122,8 @@ public class HandlerPluginTests(ITestOutputHelper output)
     /// <summary>
     /// A `run` reloaded again and again keeps one copy of a plugin: each reload loads the handlers of the file to
     /// compare, and drops them for an unchanged binding; a rebuilt plugin re-creates its binding, and the old copy
-    /// goes. Counted as the process's loaded assemblies (the runtime's dotnet.assembly.count, scraped from metrics).
+    /// goes; a handler that is IDisposable is disposed first. Counted as the process's loaded assemblies (the
+    /// runtime's dotnet.assembly.count, scraped from metrics).
     /// </summary>
     [SkippableFact]
     public void Run_ReloadedAgainAndAgain_KeepsOneCopyOfAPlugin()
@@ -132,11 +133,12 @@ public class HandlerPluginTests(ITestOutputHelper output)
         using var lab = Lab.Create("hpu", X, output);
         string dir = Path.Combine(Path.GetTempPath(), $"virtnet-plugin-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
-        string plugin = Path.Combine(dir, "virtnet-testhandlers.dll");
-        File.Copy(Plugin, plugin);
+        // A handler that holds a Meter (the metrics endpoint listens to it): disposed, then unloaded.
+        string plugin = Path.Combine(dir, "ProtocolCounter.dll");
+        File.Copy(SamplesTests.Sample("ProtocolCounter"), plugin);
         string file = Path.Combine(dir, "run.toml");
         const string Metrics = "127.0.0.1:9473";
-        File.WriteAllText(file, $"metrics = \"{Metrics}\"\n[[binding]]\nreal = \"{Lab.Real}\"\nname = \"hu0\"\nhandler = [\"{plugin}:PassAll\"]\n");
+        File.WriteAllText(file, $"metrics = \"{Metrics}\"\n[[binding]]\nreal = \"{Lab.Real}\"\nname = \"hu0\"\nhandler = [\"{plugin}\"]\n");
         try
         {
             using var run = VirtnetProcess.Start(lab.A, "run", "--config", file);
