@@ -32,6 +32,7 @@ internal static unsafe class Program
     /// flood DEVICE HEXFRAME [CPU [mmsg|ring]]: prints "N packets outgoing" (trafgen's wording) when stopped.
     /// flood tcx-chain DEVICE N: holds N non-matching programs on DEVICE's tcx ingress (TcxChain.cs).
     /// flood prog-bench [REPEAT]: each ingress program's own run time (ProgBench.cs).
+    /// flood perf-mirror DEVICE CPU [TAP]: copies of DEVICE's frames through perf buffers (PerfMirror.cs).
     /// </summary>
     public static int Main(string[] args)
     {
@@ -45,6 +46,13 @@ internal static unsafe class Program
             using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; s_stop = true; });
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; s_stop = true; });
             return TcxChain.Run(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), () => s_stop);
+        }
+
+        if (args.Length >= 3 && args[0] == "perf-mirror")
+        {
+            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; s_stop = true; });
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; s_stop = true; });
+            return PerfMirror.Run(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), args.Length > 3 ? args[3] : null, () => s_stop);
         }
 
         if (args.Length < 2)

@@ -3,7 +3,9 @@
 # mirror program's own run time per frame (bpf_clone_redirect: the clone, the copy of the original's head it makes
 # writable again, the copy's queueing on the backlog), against the same program when its filter refuses the frame
 # (no clone), during a 64-byte flood into va; and the rates and CPU per frame without a binding and with the mirror.
-# The copy's receive on the mirror's device comes on top of the first figure.
+# The copy's receive on the mirror's device comes on top of the first figure. And the alternative, a copy as a perf
+# record (bpf_perf_event_output of the frame's bytes, `virtnet-flood perf-mirror`): drained on CPU 1 (perf), or
+# drained and written into a TAP there (perftap, the copy's receive on CPU 1).
 # usage: sudo bench/experiments/mirrorfloor.sh [ROUNDS] [SECONDS]   (needs gcc, bpftool, jq, .build/flood)
 rounds=${1:-5}; secs=${2:-3}
 dir="$(cd "$(dirname "$0")" && pwd)"
@@ -19,11 +21,15 @@ attach() { # args...
   for t in $(seq 1 600); do grep -q ' ready' "$work/vn.out" && break; sleep 0.05; done
   ip -n $H link set virtnet0 up
 }
-detach() { [ -n "$rp" ] && { kill -TERM $rp; wait $rp 2>/dev/null; rp=""; }; }
-measure() { # -> "kpps cpu_ns_per_frame prog_ns_per_frame" (prog: the first virtnet_mir program, ingress; 0 without)
+perfmirror() { # [TAP]
+  ip netns exec $H dotnet "$dir"/../../.build/flood/virtnet-flood.dll perf-mirror va 1 "$@" >"$work/vn.out" 2>&1 & rp=$!
+  for t in $(seq 1 600); do grep -q 'perf-mirror on' "$work/vn.out" && break; sleep 0.05; done
+}
+detach() { [ -n "$rp" ] && { kill -TERM $rp; wait $rp 2>/dev/null; rp=""; grep -h '^drained' "$work/vn.out" | sed 's/^/    /'; }; }
+measure() { # -> "kpps cpu_ns_per_frame prog_ns_per_frame" (prog: the mirror's program on va's ingress; 0 without)
   start_flood; sleep 1
   local id c0 c1 b0 b1 t0=0 n0=0 t1=0 n1=0
-  id=$(bpftool prog show | grep -m1 'name virtnet_mir' | cut -d: -f1)
+  id=$(bpftool prog show | grep -m1 -E 'name virtnet_(mir|cap) ' | cut -d: -f1)
   c0=$(cnt); b0=$(busy); [ -n "$id" ] && read -r t0 n0 < <(runstats "$id")
   sleep "$secs"
   c1=$(cnt); b1=$(busy); [ -n "$id" ] && read -r t1 n1 < <(runstats "$id")
@@ -32,11 +38,14 @@ measure() { # -> "kpps cpu_ns_per_frame prog_ns_per_frame" (prog: the first virt
     'BEGIN {printf "%d %d %d\n", c / s / 1000, (c ? b / hz * 1e9 / c : 0), (n ? t / n : 0)}'
 }
 declare -A rate cpu prog
+configs=${CONFIGS:-"none mirror unmatched perf perftap"}
 for r in $(seq 1 "$rounds"); do
-  for c in none mirror unmatched; do
+  for c in $configs; do
     case $c in
       mirror) attach --mirror ingress ;;
       unmatched) attach --mirror ingress --filter arp ;;
+      perf) perfmirror ;;
+      perftap) perfmirror vnmon0 ;;
     esac
     read -r k n p < <(measure)
     detach
@@ -46,4 +55,4 @@ for r in $(seq 1 "$rounds"); do
 done
 med() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {printf "%d (%d..%d)", v[int((NR+1)/2)], v[1], v[NR]}'; }
 echo "median (min..max) over $rounds rounds:"
-for c in none mirror unmatched; do echo "  $c: $(echo ${rate[$c]} | med) kpps, $(echo ${cpu[$c]} | med) ns CPU/frame, program $(echo ${prog[$c]} | med) ns/frame"; done
+for c in $configs; do echo "  $c: $(echo ${rate[$c]} | med) kpps, $(echo ${cpu[$c]} | med) ns CPU/frame, program $(echo ${prog[$c]} | med) ns/frame"; done
