@@ -14,14 +14,6 @@ rounds=${1:-5}; secs=${2:-4}
 match10="(udp dst port 9 or icmp or tcp port 5201) and host 10.200.50.2 and dst net 10.200.50.0/24 and ip and not arp and greater 40 and not ip6 and not vlan"
 nomatch10="(udp dst port 9 or icmp or tcp) and (host 10.9.9.9 or net 10.8.0.0/16 or arp or less 40 or ip6 or icmp6 or vlan 7 or ether proto 0x88b5)"
 ip -n $H link add mdum type veth peer name mdum2; ip -n $H link set mdum2 up; ip -n $H link set mdum up
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-attach() { # args...
-  ip netns exec $H "$here"/../../virtnet attach va "$@" >"$work/vn.out" 2>&1 &
-  rp=$!
-  for t in $(seq 1 600); do grep -q ' ready' "$work/vn.out" && break; sleep 0.05; done
-  ip -n $H link set virtnet0 up
-}
-detach() { [ -n "$rp" ] && { kill -TERM $rp; wait $rp 2>/dev/null; rp=""; }; }
 measure() { # config -> "kpps cpu_ns_per_frame"
   start_flood; sleep 1
   local c0 c1 b0 b1
@@ -50,9 +42,8 @@ for r in $(seq 1 "$rounds"); do
     echo "round $r $c: $k kpps, $n ns of CPU a frame"
   done
 done
-med() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {printf "%d (%d..%d)", v[int((NR+1)/2)], v[1], v[NR]}'; }
 echo "median (min..max) over $rounds rounds:"
 for c in $configs; do echo "  $c: $(echo ${rate[$c]} | med) kpps, $(echo ${cpu[$c]} | med) ns CPU/frame"; done
 m() { echo "$1" | tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 awk -v k="$(m "${rate[kernel]:-0}")" -v f="$(m "${rate[filter10]:-0}")" -v n="$(m "${rate[none]:-0}")" -v nm="$(m "${rate[nomatch10]:-0}")" -v mi="$(m "${rate[mirror]:-0}")" -v tm="$(m "${rate[tcmirred]:-0}")" \
-  'BEGIN {printf "filter10/kernel %.3f, nomatch10/none %.3f, mirror/none %.3f, tcmirred/none %.3f (medians)\n", f / k, nm / n, mi / n, tm / n}'
+  'function r(a, b) { return b ? a / b : 0 } BEGIN {printf "filter10/kernel %.3f, nomatch10/none %.3f, mirror/none %.3f, tcmirred/none %.3f (medians; 0: not run)\n", r(f, k), r(nm, n), r(mi, n), r(tm, n)}'

@@ -1,7 +1,8 @@
 # The probes' lab, sourced with a name prefix: `. "$(dirname "$0")/lab.sh" rt`. Two namespaces of our own,
 # G (the generator's end, vb) and H (va, 10.200.50.1/24, with an nft rule that counts and drops the test frames),
 # both removed on exit, with whatever the probe started ($rp its consumer, $tp the generator). Defines cnt (the nft
-# count), txp (vb's tx packets) and start_flood (64-byte frames into va from CPU 0, .build/flood from bench/run.sh).
+# count), txp (vb's tx packets) and start_flood (64-byte frames into va from CPU 0, .build/flood from bench/run.sh);
+# busy (the machine's busy CPU ticks), attach ARGS / detach (a virtnet attach to va in H, as $rp), med (median (min..max)).
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d)"
@@ -19,3 +20,12 @@ cnt() { ip netns exec $H nft list chain inet vnb pre | awk '/packets/{for(i=1;i<
 txp() { ip -n $G -s -j link show vb | jq '.[0].stats64.tx.packets'; }
 iph=45000032000040004011c1280ac832020ac8320100090009001e0000$(printf '%044d' 0)
 start_flood() { ip netns exec $G dotnet "$here"/../../.build/flood/virtnet-flood.dll vb ${rxmac//:/}${gmac//:/}0800$iph 0 >/dev/null 2>&1 & tp=$!; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+attach() { # args...
+  ip netns exec $H "$here"/../../virtnet attach va "$@" >"$work/vn.out" 2>&1 &
+  rp=$!
+  for t in $(seq 1 600); do grep -q ' ready' "$work/vn.out" && break; sleep 0.05; done
+  ip -n $H link set virtnet0 up
+}
+detach() { [ -n "$rp" ] && { kill -TERM $rp; wait $rp 2>/dev/null; rp=""; grep -h '^drained' "$work/vn.out" | sed 's/^/    /'; }; }
+med() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {printf "%d (%d..%d)", v[int((NR+1)/2)], v[1], v[NR]}'; }

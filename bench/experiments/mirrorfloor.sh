@@ -14,18 +14,11 @@ if [ -z "${VIRTNET_BPFSTATS:-}" ]; then
   VIRTNET_BPFSTATS=1 exec "$dir/bpfstats" bash "$0" "$@"
 fi
 . "$dir/lab.sh" mf
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 runstats() { bpftool prog show id "$1" | head -1 | grep -o 'run_time_ns [0-9]* run_cnt [0-9]*' | awk '{print $2, $4}'; }
-attach() { # args...
-  ip netns exec $H "$dir"/../../virtnet attach va "$@" >"$work/vn.out" 2>&1 & rp=$!
-  for t in $(seq 1 600); do grep -q ' ready' "$work/vn.out" && break; sleep 0.05; done
-  ip -n $H link set virtnet0 up
-}
 perfmirror() { # [TAP]
   ip netns exec $H dotnet "$dir"/../../.build/flood/virtnet-flood.dll perf-mirror va 1 "$@" >"$work/vn.out" 2>&1 & rp=$!
   for t in $(seq 1 600); do grep -q 'perf-mirror on' "$work/vn.out" && break; sleep 0.05; done
 }
-detach() { [ -n "$rp" ] && { kill -TERM $rp; wait $rp 2>/dev/null; rp=""; grep -h '^drained' "$work/vn.out" | sed 's/^/    /'; }; }
 measure() { # -> "kpps cpu_ns_per_frame prog_ns_per_frame" (prog: the mirror's program on va's ingress; 0 without)
   start_flood; sleep 1
   local id c0 c1 b0 b1 t0=0 n0=0 t1=0 n1=0
@@ -53,6 +46,5 @@ for r in $(seq 1 "$rounds"); do
     echo "round $r $c: $k kpps, $n ns of CPU a frame, mirror program $p ns a frame"
   done
 done
-med() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {printf "%d (%d..%d)", v[int((NR+1)/2)], v[1], v[NR]}'; }
 echo "median (min..max) over $rounds rounds:"
 for c in $configs; do echo "  $c: $(echo ${rate[$c]} | med) kpps, $(echo ${cpu[$c]} | med) ns CPU/frame, program $(echo ${prog[$c]} | med) ns/frame"; done

@@ -4,7 +4,6 @@
 # usage: sudo bench/experiments/mirrorprof.sh SECS OUTDIR
 secs=${1:-3}; out=${2:-/tmp/mirrorprof}; mkdir -p "$out"
 . "$(dirname "$0")/lab.sh" mp
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 run() { # name
   start_flood; sleep 1
   local c0 c1 b0 b1; c0=$(cnt); b0=$(busy)

@@ -139,12 +139,6 @@ internal static class HandlerPlugins
         return colon > dll && dll >= 0 ? (spec[..colon], spec[(colon + 1)..]) : (spec, null);
     }
 
-    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Loaded only where dynamic code is supported (the JIT build, checked in Load); a plugin's types are its assembly's, loaded whole.")]
-    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = "As above: the handler's constructor is found in the plugin's own, untrimmed assembly.")]
-    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "As above.")]
-    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "As above.")]
-    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "As above.")]
-    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Never reached in a Native AOT build (checked in Load).")]
     private static (IFrameHandler Handler, bool TookArgs) LoadOne(string spec, IReadOnlyDictionary<string, string> args)
     {
         var (path, typeName) = Split(spec);
