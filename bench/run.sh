@@ -50,7 +50,8 @@ usage: sudo bench/run.sh [options]
                      virtual-in (to /dev/null); BASE-metrics: with --metrics, scraped by curl every second;
                      user-samples: the user passthru with the ProtocolCounter, Nat and RateLimiter samples chained
                      (NAT addresses the lab does not use, a rate far above the flood: every frame is parsed, none
-                     changed or dropped)
+                     changed or dropped); user-mirrorport: the user passthru with a second virtual device
+                     (--extra-device) that the MirrorPort sample gives a copy of every frame both ways
   --soak FRAMES      afterwards, push FRAMES 64-byte frames through the user datapath; report its GC counts
   --out FILE         where to write the JSON (default bench/results/latest.json)
   --table FILE       print the table of an existing results file and exit
@@ -88,12 +89,12 @@ done
 for c in $configs; do
   case "$c" in
     direct|macvlan|kernel|kernel-ns|user|kernel-filter10|kernel-nomatch10|mirror) ;;
-    kernel-capture|user-capture|kernel-metrics|user-metrics|user-samples) ;;
+    kernel-capture|user-capture|kernel-metrics|user-metrics|user-samples|user-mirrorport) ;;
     kernel-chain[0-9]*) [[ "$c" =~ ^kernel-chain([0-9]+)$ ]] || die "unknown configuration '$c'" ;;
     kernel-bridge[0-9]*|user-bridge[0-9]*|macvlan-bridge[0-9]*)
       [[ "$c" =~ ^(kernel|user|macvlan)-bridge([0-9]+)(-bcast)?$ ]] && [ "${BASH_REMATCH[2]}" -ge 1 ] && [ "${BASH_REMATCH[2]}" -le 64 ] \
         || die "unknown configuration '$c'; a shared one is kernel-bridgeN, user-bridgeN or macvlan-bridgeN (N 1-64), optionally ending in -bcast" ;;
-    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, kernel-filter10, kernel-nomatch10, mirror, kernel-capture, user-capture, kernel-metrics, user-metrics, user-samples, or BASE-bridgeN[-bcast]" ;;
+    *) die "unknown configuration '$c'; use direct, macvlan, kernel, kernel-ns, user, kernel-filter10, kernel-nomatch10, mirror, kernel-capture, user-capture, kernel-metrics, user-metrics, user-samples, user-mirrorport, or BASE-bridgeN[-bcast]" ;;
   esac
 done
 [[ " $configs " == *" direct "* ]] || die "the direct configuration is the reference for every ratio; keep it in --configs"
@@ -324,6 +325,10 @@ setup_config() { # cfg -> sets rxdev rxmac gmac; says why on stderr and returns 
         --handler "$repo/samples/RateLimiter/bin/Release/net10.0/RateLimiter.dll" --handler-arg rate=1000000000 --handler-arg burst=1000000000 \
         || return 1
       rxdev=virtnet0 ;;
+    user-mirrorport)
+      # A second virtual device, vnbmon0, with a copy of every frame both ways (its own stack drops them: another MAC).
+      start_virtnet user --extra-device vnbmon0 --handler "$repo/samples/MirrorPort/bin/Release/net10.0/MirrorPort.dll" || return 1
+      rxdev=virtnet0 ;;
     kernel-chain*)
       # The alternative design: the kernel passthru program behind N-1 per-binding programs that do not match.
       local n="${1#kernel-chain}"
@@ -544,9 +549,9 @@ main() {
     log "building virtnet (outside the namespaces)"
     "$repo/virtnet" --help >/dev/null || die "./virtnet does not build"
   fi
-  if [[ " $configs " == *" user-samples "* ]]; then
+  if [[ " $configs " == *" user-samples "* || " $configs " == *" user-mirrorport "* ]]; then
     log "building the samples (outside the namespaces)"
-    for sample in ProtocolCounter Nat RateLimiter; do
+    for sample in ProtocolCounter Nat RateLimiter MirrorPort; do
       dotnet build "$repo/samples/$sample/$sample.csproj" -c Release -nologo -v quiet >"$work/samples-build.log" 2>&1 \
         || die "samples/$sample does not build: $(grep -m3 error "$work/samples-build.log")"
     done
