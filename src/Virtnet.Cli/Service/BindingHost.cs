@@ -257,6 +257,8 @@ internal sealed class BindingHost : IDisposable
             Filter = a.Filter,
             PrivateDevices = a.PrivateDevices,
             ExtraDevices = [.. a.Ports.Skip(1).Select((d, i) => new ExtraDeviceStatus(i + 2, d.Name, Cli.FormatMac(d.Mac)))],
+            HandlerEmitted = now.HandlerEmitted,
+            HandlerEmitFailed = now.HandlerEmitFailed,
             Pid = _pid,
             Since = binding.Since.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture),
             Ingress = Side(Direction.Ingress),

@@ -76,6 +76,12 @@ public sealed record BindingStatus
     /// <summary>The binding's further virtual devices (ports 2, 3, ..., which handlers send frames to), in port order.</summary>
     public IReadOnlyList<ExtraDeviceStatus> ExtraDevices { get; init; } = [];
 
+    /// <summary>Frames the handlers sent with Frame.Emit or EmitCopy (user datapath), since the binding was made.</summary>
+    public ulong HandlerEmitted { get; init; }
+
+    /// <summary>Frames the handlers emitted that could not be sent (no such port, the device would not take them).</summary>
+    public ulong HandlerEmitFailed { get; init; }
+
     /// <summary>The virtnet process that runs it.</summary>
     public int Pid { get; init; }
 

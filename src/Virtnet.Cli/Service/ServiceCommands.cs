@@ -235,6 +235,11 @@ internal static class ServiceCommands
             }
         }
 
+        if (b.HandlerEmitted + b.HandlerEmitFailed > 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"  handlers emitted {b.HandlerEmitted} frames; {b.HandlerEmitFailed} more could not be sent\n");
+        }
+
         return text.ToString();
     }
 

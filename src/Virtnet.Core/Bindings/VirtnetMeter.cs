@@ -31,6 +31,22 @@ public static class VirtnetMeter
         Meter.CreateObservableCounter("virtnet.frames", () => Observe((c, d) => (long)Side(c, d).Frames), "{frame}", "Frames that crossed a binding, by direction");
         Meter.CreateObservableCounter("virtnet.bytes", () => Observe((c, d) => (long)Side(c, d).Bytes), "By", "Bytes of the frames that crossed a binding, by direction");
         Meter.CreateObservableCounter("virtnet.drops", ObserveDrops, "{frame}", "Frames that entered a binding and did not leave it, by direction and reason");
+        Meter.CreateObservableCounter("virtnet.handler.emitted", ObserveEmitted, "{frame}", "Frames a binding's handlers sent (Frame.Emit, EmitCopy), by result (sent, failed)");
+    }
+
+    private static IEnumerable<Measurement<long>> ObserveEmitted()
+    {
+        foreach (var (binding, counters) in Snapshot())
+        {
+            if (binding.Datapath != DatapathKind.User)
+            {
+                continue;
+            }
+
+            var name = Tags(binding, Direction.Ingress)[..2];
+            yield return new Measurement<long>((long)counters.HandlerEmitted, [.. name, new("result", "sent")]);
+            yield return new Measurement<long>((long)counters.HandlerEmitFailed, [.. name, new("result", "failed")]);
+        }
     }
 
     internal static void Register(Attachment binding)

@@ -161,9 +161,11 @@ public ref struct Frame
     }
 
     /// <summary>
-    /// Sends <paramref name="frame"/> (an Ethernet frame, no offloads) to <paramref name="port"/> now, from a buffer
-    /// of the forwarder's: this frame goes on as the verdict says. Counted as emitted; false (and counted as a
-    /// drop) when the port does not exist or would not take it.
+    /// Sends <paramref name="frame"/> (an Ethernet frame, no offloads) to <paramref name="port"/>, from a buffer of
+    /// the forwarder's: this frame goes on as the verdict says. Counted as emitted; false (and counted as a failed
+    /// emit) when the port does not exist or would not take it. Where the forwarder batches its writes, the copy
+    /// joins the batch (written before the forwarder takes its next frames) and true means queued: a write that then
+    /// fails is counted as a failed emit.
     /// </summary>
     public readonly bool Emit(int port, ReadOnlySpan<byte> frame) => _emitter?.Emit(port, frame, withHeader: false) ?? false;
 

@@ -19,6 +19,8 @@ internal sealed unsafe partial class Forwarder
         var ring = _ring!;
         int moved = 0;
         int queued = 0;
+        _staging = _uring is not null;
+        _staged = 0;
         Tpacket2Hdr* hdr;
         while (moved < Batch && (hdr = ring.Peek(moved)) != null)
         {
@@ -82,23 +84,28 @@ internal sealed unsafe partial class Forwarder
             }
         }
 
-        if (queued > 0)
+        _staging = false;
+        if (queued + _staged > 0)
         {
-            CompleteWrites(queued);
+            CompleteWrites(queued, _staged);
         }
 
         ring.ReleaseMany(moved);
         return moved;
     }
 
-    /// <summary>One io_uring_enter for the batch; each completion counts as a frame moved or a drop.</summary>
-    private void CompleteWrites(int queued)
+    /// <summary>
+    /// One io_uring_enter for the batch: <paramref name="queued"/> frames and <paramref name="staged"/> copies that
+    /// handlers emitted. Each frame's completion counts as a frame moved or a drop, each copy's as emitted or failed.
+    /// </summary>
+    private void CompleteWrites(int queued, int staged)
     {
         if (_uring!.SubmitAndWait() != Errno.OK)
         {
             // The enter itself failed (not one write): count the batch lost. Completions that did arrive are
             // still reaped below, so the queue stays in step.
             _ingress.Drops += queued;
+            _emitFailed += staged;
             while (_uring.TryReap(out _, out _))
             {
             }
@@ -108,7 +115,18 @@ internal sealed unsafe partial class Forwarder
 
         while (_uring.TryReap(out ulong length, out Errno result))
         {
-            if (result != Errno.OK)
+            if ((length & EmitTag) != 0)
+            {
+                if (result == Errno.OK)
+                {
+                    _emitted++;
+                }
+                else
+                {
+                    _emitFailed++;
+                }
+            }
+            else if (result != Errno.OK)
             {
                 _ingress.Drops++;
             }
