@@ -144,6 +144,11 @@ public class SamplesTests(ITestOutputHelper output)
         Net.WaitUntil(() => (metrics = MetricsTests.Scrape(lab.A, "127.0.0.1:9474")) is { } t && MetricsTests.Value(t, "virtnet_handler_emitted_total", "result=\"sent\"") >= 6, FailFast, () => metrics ?? "no answer");
         Assert.Equal(0, MetricsTests.Value(metrics!, "virtnet_handler_emitted_total", "result=\"failed\""));
 
+        // The mirror port down: its copies fail and are counted so, and the first device works on.
+        Net.Ip(lab.A, "link", "set", "mon1", "down");
+        Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
+        Net.WaitUntil(() => Stats(name).GetProperty("handler_emit_failed").GetUInt64() >= 4, FailFast, () => Stats(name).ToString());
+
         var shown = ServiceTests.Shown(lab.A.Name).Single();
         var extra = Assert.Single(shown.GetProperty("extra_devices").EnumerateArray());
         Assert.Equal(2, extra.GetProperty("port").GetInt32());
