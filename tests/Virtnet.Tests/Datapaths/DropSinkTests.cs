@@ -29,9 +29,8 @@ public class DropSinkTests
     public void HandlerDrops_ReachTheCaptureWithTheirReason_UntilStopped()
     {
         Root.Require();
-        var (a, b) = TestNetns.Pair("ds", "10.200.68.2/24");
-        using var disposeA = a;
-        using var disposeB = b;
+        using var pair = TestNetns.Pair("ds", "10.200.68.2/24");
+        var (a, b) = pair;
         string dir = Directory.CreateTempSubdirectory("virtnet-drops-").FullName;
         using var ns = NetNamespace.Open(a.Path);
         var attachment = ns.Run(() => Attachment.Create(new AttachOptions { RealDevice = "va", Name = "vdsink0", Datapath = DatapathKind.User, Handlers = [new MeterTests.DropEchoRequests("no pings here")] }));

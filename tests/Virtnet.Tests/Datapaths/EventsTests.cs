@@ -15,9 +15,8 @@ public class EventsTests
     public void Events_MtuCarrierRenameRemoval_AndRunAsyncEnds()
     {
         Root.Require();
-        var (a, b) = TestNetns.Pair("ev");
-        using var disposeA = a;
-        using var disposeB = b;
+        using var pair = TestNetns.Pair("ev");
+        var (a, b) = pair;
         using var ns = NetNamespace.Open(a.Path);
         var attachment = ns.Run(() => Attachment.Create(new AttachOptions { RealDevice = "va", Name = "vevents0" }));
         var seen = new BlockingCollection<string>();

@@ -18,9 +18,8 @@ public class ExtraDevicesTests
     public void ExtraDevices_FollowMtuAndCarrier_SeenByHandlers_DeletionEndsTheBinding()
     {
         Root.Require();
-        var (a, b) = TestNetns.Pair("xd");
-        using var disposeA = a;
-        using var disposeB = b;
+        using var pair = TestNetns.Pair("xd");
+        var (a, b) = pair;
         using var ns = NetNamespace.Open(a.Path);
         var ports = new Ports();
         var attachment = ns.Run(() => Attachment.Create(new AttachOptions
@@ -83,9 +82,8 @@ public class ExtraDevicesTests
     public void ExtraDevices_OnTheKernelDatapath_RefusedWithNothingMade()
     {
         Root.Require();
-        var (a, b) = TestNetns.Pair("xdk");
-        using var disposeA = a;
-        using var disposeB = b;
+        using var pair = TestNetns.Pair("xdk");
+        var (a, b) = pair;
         using var ns = NetNamespace.Open(a.Path);
         string before = a.Exec("ip", "-o", "link");
         var e = Assert.Throws<VirtnetException>(() => ns.Run(() => Attachment.Create(new AttachOptions { RealDevice = "va", Name = "xk0", ExtraDevices = ["xk1"] })));

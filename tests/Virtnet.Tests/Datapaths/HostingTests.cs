@@ -30,9 +30,8 @@ public class HostingTests
     public void AddVirtnet_StartMakesIt_ItForwards_RemovalStopsTheApp_StopUndoesIt()
     {
         Root.Require();
-        var (a, b) = TestNetns.Pair("hs", "10.200.71.2/24");
-        using var disposeA = a;
-        using var disposeB = b;
+        using var pair = TestNetns.Pair("hs", "10.200.71.2/24");
+        var (a, b) = pair;
         var lifetime = new Lifetime();
         using var services = new ServiceCollection()
             .AddLogging()

@@ -25,7 +25,7 @@ public sealed class TestNetns : IDisposable
     /// Two namespaces joined by a veth pair, both ends up: "va" in the first, "vb" in the second, with
     /// <paramref name="addressB"/> (CIDR) on vb when given. The usual start of an in-process binding test.
     /// </summary>
-    public static (TestNetns A, TestNetns B) Pair(string tag, string? addressB = null)
+    public static NetnsPair Pair(string tag, string? addressB = null)
     {
         var a = new TestNetns($"{tag}a");
         TestNetns? b = null;
@@ -40,7 +40,7 @@ public sealed class TestNetns : IDisposable
                 b.Exec("ip", "addr", "add", addressB, "dev", "vb");
             }
 
-            return (a, b);
+            return new NetnsPair(a, b);
         }
         catch
         {
@@ -69,5 +69,27 @@ public sealed class TestNetns : IDisposable
         }
 
         Run.Command("ip", "netns", "del", Name);
+    }
+}
+
+/// <summary>Two test namespaces joined by a veth pair (va in A, vb in B); disposing it deletes both.</summary>
+public sealed class NetnsPair(TestNetns a, TestNetns b) : IDisposable
+{
+    public TestNetns A => a;
+
+    public TestNetns B => b;
+
+    public void Deconstruct(out TestNetns first, out TestNetns second) => (first, second) = (a, b);
+
+    public void Dispose()
+    {
+        try
+        {
+            b.Dispose();
+        }
+        finally
+        {
+            a.Dispose();
+        }
     }
 }
