@@ -100,14 +100,17 @@ public class EmitTests
             Assert.Equal(1500, context.Mtu);
             Assert.InRange(context.ForwarderCount, 1, Environment.ProcessorCount);
 
+            // What vb's own stack sent while the binding was being made (its IPv6 router solicitation, say) may have
+            // met the virtual device not up yet: the ping's frames are counted from here.
+            var before = attachment.ReadCounters();
             var r = b.Try("ping", "-c", "3", "-i", "0.2", "-W", "2", "10.200.70.9");
             Assert.True(r.ExitCode == 0, r.All);
             Assert.True(responder.Answers >= 4, $"{responder.Answers} answers");
             var counters = attachment.ReadCounters();
             Assert.True(counters.HandlerEmitted >= 1, $"{counters.HandlerEmitted} emitted");
             string causes = string.Join(", ", counters.DropCauses.Select(c => $"{c.Direction} {c.Cause} {c.Frames}"));
-            Assert.True(counters.HandlerEmitFailed == 0, $"{counters.HandlerEmitFailed} emits failed ({counters.HandlerEmitted} sent); drops: {causes}");
-            Assert.True(counters.Ingress.Drops == 0, $"{counters.Ingress.Drops} ingress drops: {causes}");
+            Assert.True(counters.HandlerEmitFailed == before.HandlerEmitFailed, $"{counters.HandlerEmitFailed - before.HandlerEmitFailed} emits failed ({counters.HandlerEmitted} sent); drops: {causes}");
+            Assert.True(counters.Ingress.Drops == before.Ingress.Drops, $"{counters.Ingress.Drops - before.Ingress.Drops} ingress drops: {causes}");
             Assert.True(SpinWait.SpinUntil(() => log.Any(l => l.Contains("handler Responder: answering for 10.200.70.9", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)), string.Join("\n", log));
             stop.Cancel();
             Assert.True(running.Wait(TimeSpan.FromSeconds(10)));

@@ -112,6 +112,10 @@ public class SamplesTests(ITestOutputHelper output)
         // it sends below is all it sends.
         lab.A.Exec("sysctl", "-qw", "net.ipv6.conf.mon1.disable_ipv6=1");
         using var monitor = PacketSocket.Open(lab.A, "mon1");
+        string name = $"{lab.A.Name}/{Lab.Virtual}";
+        // A copy made before mon1 was up (of what vb's stack sent while the binding was being made) could not be sent:
+        // the pings' copies are counted from here.
+        ulong failedBefore = Stats(name).GetProperty("handler_emit_failed").GetUInt64();
         Net.AssertPing(lab.B, lab.B4, lab.A4, count: 3);
         var copies = monitor.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero).Where(f => f.PacketType != 4).ToList();
         Assert.Equal(3, copies.Count(f => IsEcho(f, 8, lab.B4, lab.A4)));
@@ -124,7 +128,6 @@ public class SamplesTests(ITestOutputHelper output)
         frame[6] = 0x02;
         BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x88b5);
         frame[14] = 0x5a;
-        string name = $"{lab.A.Name}/{Lab.Virtual}";
         ulong ReceiveOnlyDrops() => Stats(name).GetProperty("egress").GetProperty("handler_reasons").TryGetProperty("mirror port is receive-only", out var n) ? n.GetUInt64() : 0;
         Thread.Sleep(300);
         ulong before = ReceiveOnlyDrops();
@@ -138,16 +141,16 @@ public class SamplesTests(ITestOutputHelper output)
         // Every copy counted as emitted (through io_uring's batch where the ring road has it), none failed.
         var counted = Stats(name);
         Assert.True(counted.GetProperty("handler_emitted").GetUInt64() >= 6, counted.ToString());
-        Assert.Equal(0UL, counted.GetProperty("handler_emit_failed").GetUInt64());
+        Assert.Equal(failedBefore, counted.GetProperty("handler_emit_failed").GetUInt64());
         Assert.Contains("handlers emitted ", ServiceTests.Cli("stats", name).Stdout, StringComparison.Ordinal);
         string? metrics = null;
         Net.WaitUntil(() => (metrics = MetricsTests.Scrape(lab.A, "127.0.0.1:9474")) is { } t && MetricsTests.Value(t, "virtnet_handler_emitted_total", "result=\"sent\"") >= 6, FailFast, () => metrics ?? "no answer");
-        Assert.Equal(0, MetricsTests.Value(metrics!, "virtnet_handler_emitted_total", "result=\"failed\""));
+        Assert.Equal(failedBefore, MetricsTests.Value(metrics!, "virtnet_handler_emitted_total", "result=\"failed\""));
 
         // The mirror port down: its copies fail and are counted so, and the first device works on.
         Net.Ip(lab.A, "link", "set", "mon1", "down");
         Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
-        Net.WaitUntil(() => Stats(name).GetProperty("handler_emit_failed").GetUInt64() >= 4, FailFast, () => Stats(name).ToString());
+        Net.WaitUntil(() => Stats(name).GetProperty("handler_emit_failed").GetUInt64() >= failedBefore + 4, FailFast, () => Stats(name).ToString());
 
         var shown = ServiceTests.Shown(lab.A.Name).Single();
         var extra = Assert.Single(shown.GetProperty("extra_devices").EnumerateArray());
