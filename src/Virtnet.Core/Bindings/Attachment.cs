@@ -40,7 +40,9 @@ public sealed class Attachment : IDisposable
     private readonly RtNetlink _rtnl;
     private readonly RealDevice _real;
     private readonly VirtualDevice _virtual;
-    private readonly VirtualDevice[] _extra;
+
+    // Every virtual device of the binding, the first one first: what follows the real device applies to each.
+    private readonly VirtualDevice[] _devices;
     private readonly IDatapath _datapath;
     private readonly FileDescriptor? _membership;
     private readonly FileDescriptor? _guard;
@@ -55,9 +57,10 @@ public sealed class Attachment : IDisposable
     private bool _carrier;
     private int _disposed;
 
-    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice virt, VirtualDevice[] extra, IDatapath datapath, FileDescriptor? membership, FileDescriptor? guard, bool followMac)
+    private Attachment(RtNetlink rtnl, RealDevice real, VirtualDevice[] devices, IDatapath datapath, FileDescriptor? membership, FileDescriptor? guard, bool followMac)
     {
-        _extra = extra;
+        var virt = devices[0];
+        _devices = devices;
         _followMac = followMac;
         _rtnl = rtnl;
         _real = real;
@@ -68,7 +71,7 @@ public sealed class Attachment : IDisposable
         RealIndex = real.Index;
         _mtu = virt.MtuFor(real.Mtu);
         _carrier = real.Carrier;
-        Ports = [.. new[] { virt }.Concat(extra).Select(d => new PortInfo(d.Name, d.Index, d.Mac, d.Namespace?.Path, d.Peer?.Name))];
+        Ports = [.. devices.Select(d => new PortInfo(d.Name, d.Index, d.Mac, d.Namespace?.Path, d.Peer?.Name))];
     }
 
     /// <summary>The real device's name (as it is now: a rename is followed).</summary>
@@ -258,8 +261,8 @@ public sealed class Attachment : IDisposable
 
         // Up only now: whatever the virtual device's stack sends first (DAD, MLD) already has its way out. Then,
         // on a shared device, the switch starts sending the binding its frames.
-        virt.BringUp(rtnl, real.Carrier);
-        foreach (var device in extra)
+        VirtualDevice[] devices = [virt, .. extra];
+        foreach (var device in devices)
         {
             device.BringUp(rtnl, real.Carrier);
         }
@@ -268,7 +271,7 @@ public sealed class Attachment : IDisposable
         cleanup.Commit();
         registry?.Dispose();
         netns?.Dispose();
-        var attachment = new Attachment(rtnl, real, virt, extra, datapath, membership, guard, followMac: macMode == MacMode.Inherit)
+        var attachment = new Attachment(rtnl, real, devices, datapath, membership, guard, followMac: macMode == MacMode.Inherit)
         {
             _port = port,
             _slotLock = slotLock,
@@ -523,14 +526,9 @@ public sealed class Attachment : IDisposable
                 continue;
             }
 
-            if (_virtual.IsDeletedBy(link))
+            if (Array.Find(_devices, d => d.IsDeletedBy(link)) is { } deleted)
             {
-                return $"{VirtualName} was deleted";
-            }
-
-            if (_extra.FirstOrDefault(d => d.IsDeletedBy(link)) is { } extra)
-            {
-                return $"{extra.Name} was deleted";
+                return $"{deleted.Name} was deleted";
             }
 
             if (Follow(link, log) is { } ended)
@@ -584,11 +582,11 @@ public sealed class Attachment : IDisposable
         {
             // Growing: the pump first so nothing larger than it can take arrives; shrinking: the same order is harmless.
             _datapath.OnMtuChanged(_real.Mtu);
-            _virtual.SetMtu(_rtnl, mtu, _mtu);
-            foreach (var device in _extra)
+            foreach (var device in _devices)
             {
                 device.SetMtu(_rtnl, device.MtuFor(_real.Mtu), _mtu);
             }
+
             log?.Invoke($"{VirtualName}: mtu {_mtu} -> {mtu} (following {RealName})");
             _mtu = mtu;
             MtuChanged?.Invoke(mtu);
@@ -597,11 +595,11 @@ public sealed class Attachment : IDisposable
         bool carrier = _real.Carrier;
         if (carrier != _carrier)
         {
-            _virtual.SetCarrier(_rtnl, carrier);
-            foreach (var device in _extra)
+            foreach (var device in _devices)
             {
                 device.SetCarrier(_rtnl, carrier);
             }
+
             log?.Invoke($"{VirtualName}: carrier {(carrier ? "on" : "off")} (following {RealName})");
             _carrier = carrier;
             CarrierChanged?.Invoke(carrier);
@@ -739,8 +737,7 @@ public sealed class Attachment : IDisposable
         }
 
         _membership?.Dispose();
-        _virtual.Dispose();
-        foreach (var device in _extra)
+        foreach (var device in _devices)
         {
             device.Dispose();
         }
