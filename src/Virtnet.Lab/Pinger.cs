@@ -151,7 +151,7 @@ internal sealed class Pinger : IDisposable
         FillPayload(packet[HeaderLength..], sequence);
         if (Family == AddressFamily.InterNetwork)
         {
-            BinaryPrimitives.WriteUInt16BigEndian(packet[2..], InternetChecksum(packet));
+            BinaryPrimitives.WriteUInt16BigEndian(packet[2..], Datapaths.InternetChecksum.Compute(packet));
         }
 
         return packet.Length;
@@ -182,29 +182,6 @@ internal sealed class Pinger : IDisposable
         }
 
         return true;
-    }
-
-    /// <summary>RFC 1071 one's complement sum.</summary>
-    internal static ushort InternetChecksum(ReadOnlySpan<byte> data)
-    {
-        uint sum = 0;
-        int i = 0;
-        for (; i + 1 < data.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-        }
-
-        if (i < data.Length)
-        {
-            sum += (uint)(data[i] << 8);
-        }
-
-        while ((sum >> 16) != 0)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-
-        return (ushort)~sum;
     }
 
     /// <summary>Reads replies until <paramref name="deadline"/> (a Stopwatch timestamp).</summary>
