@@ -191,13 +191,7 @@ public class CaptureTests(ITestOutputHelper output)
         }
     }
 
-    private static ulong IngressDrops(string name)
-    {
-        var r = ServiceTests.Cli("stats", "-j", name);
-        Assert.True(r.ExitCode == 0, r.All);
-        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
-        return doc.RootElement.GetProperty("ingress").GetProperty("drops").GetUInt64();
-    }
+    private static ulong IngressDrops(string name) => ServiceTests.Stats(name).GetProperty("ingress").GetProperty("drops").GetUInt64();
 
     [SkippableFact]
     public void Errors_OneSentence_BindingUndisturbed()

@@ -69,9 +69,7 @@ public class SamplesTests(ITestOutputHelper output)
         // 200 echo requests in about a second: far beyond 20/s and a burst of 5 on any forwarder.
         var r = Net.Ping(lab.B, lab.B4, lab.A4, count: 200, interval: 0.005);
         output.WriteLine(r.Stdout);
-        var stats = ServiceTests.Cli("stats", "-j", $"{lab.A.Name}/{Lab.Virtual}");
-        using var doc = JsonDocument.Parse(stats.Stdout);
-        var ingress = doc.RootElement.GetProperty("ingress");
+        var ingress = ServiceTests.Stats($"{lab.A.Name}/{Lab.Virtual}").GetProperty("ingress");
         ulong limited = ingress.GetProperty("handler_reasons").GetProperty("rate limit").GetUInt64();
         Assert.InRange(limited, 100UL, 200UL);
         Assert.Equal(limited, ingress.GetProperty("drop_reasons").GetProperty("handler").GetUInt64());
@@ -115,7 +113,7 @@ public class SamplesTests(ITestOutputHelper output)
         string name = $"{lab.A.Name}/{Lab.Virtual}";
         // A copy made before mon1 was up (of what vb's stack sent while the binding was being made) could not be sent:
         // the pings' copies are counted from here.
-        ulong failedBefore = Stats(name).GetProperty("handler_emit_failed").GetUInt64();
+        ulong failedBefore = ServiceTests.Stats(name).GetProperty("handler_emit_failed").GetUInt64();
         Net.AssertPing(lab.B, lab.B4, lab.A4, count: 3);
         var copies = monitor.Capture(_ => false, TimeSpan.FromSeconds(1), TimeSpan.Zero).Where(f => f.PacketType != 4).ToList();
         Assert.Equal(3, copies.Count(f => IsEcho(f, 8, lab.B4, lab.A4)));
@@ -128,7 +126,7 @@ public class SamplesTests(ITestOutputHelper output)
         frame[6] = 0x02;
         BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x88b5);
         frame[14] = 0x5a;
-        ulong ReceiveOnlyDrops() => Stats(name).GetProperty("egress").GetProperty("handler_reasons").TryGetProperty("mirror port is receive-only", out var n) ? n.GetUInt64() : 0;
+        ulong ReceiveOnlyDrops() => ServiceTests.Stats(name).GetProperty("egress").GetProperty("handler_reasons").TryGetProperty("mirror port is receive-only", out var n) ? n.GetUInt64() : 0;
         Thread.Sleep(300);
         ulong before = ReceiveOnlyDrops();
         monitor.Send(frame);
@@ -139,7 +137,7 @@ public class SamplesTests(ITestOutputHelper output)
         Assert.DoesNotContain(wire.Capture(_ => false, TimeSpan.FromMilliseconds(500), TimeSpan.Zero), f => BinaryPrimitives.ReadUInt16BigEndian(f.Data.AsSpan(12)) == 0x88b5);
 
         // Every copy counted as emitted (through io_uring's batch where the ring road has it), none failed.
-        var counted = Stats(name);
+        var counted = ServiceTests.Stats(name);
         Assert.True(counted.GetProperty("handler_emitted").GetUInt64() >= 6, counted.ToString());
         Assert.Equal(failedBefore, counted.GetProperty("handler_emit_failed").GetUInt64());
         Assert.Contains("handlers emitted ", ServiceTests.Cli("stats", name).Stdout, StringComparison.Ordinal);
@@ -150,7 +148,7 @@ public class SamplesTests(ITestOutputHelper output)
         // The mirror port down: its copies fail and are counted so, and the first device works on.
         Net.Ip(lab.A, "link", "set", "mon1", "down");
         Net.AssertPing(lab.B, lab.B4, lab.A4, count: 2);
-        Net.WaitUntil(() => Stats(name).GetProperty("handler_emit_failed").GetUInt64() >= failedBefore + 4, FailFast, () => Stats(name).ToString());
+        Net.WaitUntil(() => ServiceTests.Stats(name).GetProperty("handler_emit_failed").GetUInt64() >= failedBefore + 4, FailFast, () => ServiceTests.Stats(name).ToString());
 
         var shown = ServiceTests.Shown(lab.A.Name).Single();
         var extra = Assert.Single(shown.GetProperty("extra_devices").EnumerateArray());
@@ -163,14 +161,6 @@ public class SamplesTests(ITestOutputHelper output)
         Assert.True(binding.WaitForExit(TimeSpan.FromSeconds(10)));
         Assert.Equal(0, binding.ExitCode);
         Assert.False(Net.Exists(lab.A, "mon1"));
-    }
-
-    private static JsonElement Stats(string name)
-    {
-        var r = ServiceTests.Cli("stats", "-j", name);
-        Assert.True(r.ExitCode == 0, r.All);
-        using var doc = JsonDocument.Parse(r.Stdout);
-        return doc.RootElement.Clone();
     }
 
     /// <summary>An ICMP echo of <paramref name="type"/> from <paramref name="from"/> to <paramref name="to"/>.</summary>

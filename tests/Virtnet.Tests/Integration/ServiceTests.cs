@@ -19,6 +19,15 @@ public class ServiceTests(ITestOutputHelper output)
     /// <summary>`dotnet virtnet.dll ARGS` from the test's own (the host's) namespace, as another shell would.</summary>
     internal static RunResult Cli(params string[] args) => Run.Command(TimeSpan.FromSeconds(60), "dotnet", [VirtnetProcess.Dll, .. args]);
 
+    /// <summary>stats -j of the binding <paramref name="name"/> (NAME or NETNS/NAME), asserted to succeed.</summary>
+    internal static JsonElement Stats(string name)
+    {
+        var r = Cli("stats", "-j", name);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        return doc.RootElement.Clone();
+    }
+
     /// <summary>show -j's bindings in one namespace.</summary>
     internal static List<JsonElement> Shown(string netns)
     {
